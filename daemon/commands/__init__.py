@@ -1,0 +1,1 @@
+"""Subcommands of autoretrainctl, one module per area (data, models, live daemon)."""

@@ -1,0 +1,92 @@
+"""The SQLite state store: connections with the pragmas every process needs, and schema migrations.
+
+Several processes (ingest, inference, trainer, autoretrainctl) write the same file. WAL lets readers
+run beside a writer; every write transaction starts with `BEGIN IMMEDIATE`, so a writer waits for
+the lock (busy timeout) instead of failing half-way when it upgrades from reading to writing; and
+`synchronous=FULL` makes a committed transaction survive a crash of the process or the machine.
+A process killed with SIGKILL in the middle of a transaction leaves the store as it was before
+that transaction: SQLite rolls the unfinished transaction back when the next connection opens it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+from daemon.errors import StoreError
+
+BUSY_TIMEOUT_S = 30.0
+
+# Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE series (
+        id INTEGER PRIMARY KEY,
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        timeframe TEXT NOT NULL,
+        UNIQUE (exchange, symbol, timeframe)
+    );
+    CREATE TABLE candles (
+        series_id INTEGER NOT NULL REFERENCES series(id),
+        ts INTEGER NOT NULL,
+        open REAL NOT NULL,
+        high REAL NOT NULL,
+        low REAL NOT NULL,
+        close REAL NOT NULL,
+        volume REAL NOT NULL,
+        PRIMARY KEY (series_id, ts)
+    ) WITHOUT ROWID;
+    """,
+]
+
+
+def _apply_migrations(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= len(MIGRATIONS):
+        return
+    with transaction(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number in range(version, len(MIGRATIONS)):
+            for statement in MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+
+def connect(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
+    """Open the store (creating it and its directory unless `create` is false) with WAL, FULL sync."""
+    path = Path(path)
+    if not create and not path.exists():
+        raise StoreError(f"no store at {path}: nothing has been stored yet")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        _apply_migrations(conn)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open store {path}: {exc}") from None
+    except OSError as exc:
+        raise StoreError(f"cannot create store {path}: {exc}") from None
+    return conn
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction that takes the write lock up front and rolls back on any error."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise StoreError(f"store is busy, could not start a write: {exc}") from None
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")

@@ -1,0 +1,29 @@
+"""Market sources behind one interface (`CandleSource`): ccxt exchanges, CSV replay, simulated market."""
+
+from __future__ import annotations
+
+from daemon.config import Config
+from daemon.sources.base import Batch, CandleSource, Hole
+from daemon.sources.retry import Backoff
+
+
+def open_source(config: Config, *, anchor_wall: float | None = None) -> CandleSource:
+    """The source `market.source` names, built from the configuration."""
+    market = config.market
+    if market.source == "simulated":
+        from daemon.sources.simulated import SimulatedSource
+
+        return SimulatedSource(market.simulated, market.timeframe, anchor_wall=anchor_wall)
+    if market.source == "csv":
+        from daemon.sources.csv_replay import CsvReplaySource
+
+        return CsvReplaySource(market.csv, market.timeframe, market.replay, exchange=config.store_exchange,
+                               anchor_wall=anchor_wall)
+    from daemon.sources.ccxt_source import CcxtSource
+
+    retry = market.retry
+    return CcxtSource(market.exchange, market.exchange_params,
+                      backoff=Backoff(retry.attempts, retry.base_delay, retry.max_delay), page_limit=market.page_limit)
+
+
+__all__ = ["Batch", "CandleSource", "Hole", "open_source"]
