@@ -13,6 +13,8 @@ import sys
 from typing import NoReturn, Sequence
 
 from daemon.commands import data as data_commands
+from daemon.commands import model as model_commands
+from daemon.commands import performance as performance_commands
 from daemon.config import load_config
 from daemon.errors import EX_SOFTWARE, AutoretrainError
 from daemon.logsetup import setup_logging
@@ -46,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log progress (-v) or debug detail (-vv) to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     commands.required = True
-    data_commands.register(commands, common_options())
+    for area in (data_commands, model_commands, performance_commands):
+        area.register(commands, common_options())
     return parser
 
 

@@ -40,6 +40,24 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (series_id, ts)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE retrain_runs (
+        id INTEGER PRIMARY KEY,
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        timeframe TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        requested_market_ts INTEGER,
+        data_end_ts INTEGER,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        version TEXT,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX retrain_runs_series ON retrain_runs (exchange, symbol, timeframe, id);
+    """,
 ]
 
 

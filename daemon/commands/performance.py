@@ -1,0 +1,9 @@
+"""autoretrainctl commands for the performance area (filled in by its issue)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add this area's subcommands to the parser."""
