@@ -59,6 +59,7 @@ class FakeBinance:
     def __post_init__(self) -> None:
         self.requests: list[RequestRecord] = []
         self.klines_requests = 0
+        self.faults_served: list[str] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -142,6 +143,8 @@ class FakeBinance:
             with self._lock:
                 self.klines_requests += 1
                 fault = self.faults.get(self.klines_requests)
+                if fault is not None:
+                    self.faults_served.append(f"status {fault.status}" if fault.kind == "status" else fault.kind)
             if fault is not None:
                 if fault.kind == "status":
                     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}

@@ -1,0 +1,190 @@
+"""The candle store: idempotent upserts, ordered reads, gaps, concurrent writers, SIGKILL mid-batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.candle_store import CandleStore
+from daemon.db import connect
+from daemon.errors import StoreError
+from tests.conftest import HOUR_MS, ROOT, random_walk_candles
+
+START = 1_704_067_200_000
+
+
+def test_upsert_is_idempotent_and_reports_what_changed(tmp_path: Path) -> None:
+    candles = random_walk_candles(100)
+    with CandleStore(tmp_path / "db.sqlite") as store:
+        first = store.upsert("binance", "BTC/USDT", "1h", candles)
+        again = store.upsert("binance", "BTC/USDT", "1h", candles)
+        assert (first.inserted, first.updated, first.unchanged) == (100, 0, 0)
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 100)
+        revised = candles[40:60].copy()
+        revised["volume"] += 1.0
+        overlap = np.concatenate([revised, random_walk_candles(10, start_ms=START + 100 * HOUR_MS, seed=3)])
+        result = store.upsert("binance", "BTC/USDT", "1h", overlap)
+        assert (result.inserted, result.updated, result.unchanged) == (10, 20, 0)
+        assert store.summary("binance", "BTC/USDT", "1h").count == 110
+        stored = store.window("binance", "BTC/USDT", "1h", start_ms=START + 40 * HOUR_MS, end_ms=START + 59 * HOUR_MS)
+        np.testing.assert_array_equal(stored["volume"], revised["volume"])
+
+
+def test_series_are_kept_apart_by_exchange_symbol_and_timeframe(tmp_path: Path) -> None:
+    candles = random_walk_candles(10)
+    with CandleStore(tmp_path / "db.sqlite") as store:
+        for key in [("binance", "BTC/USDT", "1h"), ("kraken", "BTC/USDT", "1h"), ("binance", "ETH/USDT", "1h"),
+                    ("binance", "BTC/USDT", "2h")]:
+            assert store.upsert(*key, candles).inserted == 10
+        assert len(store.all_series()) == 4
+        assert store.summary("binance", "BTC/USDT", "1h").count == 10
+        assert store.summary("binance", "DOGE/USDT", "1h").count == 0
+
+
+def test_reads_are_ordered_and_bounded(tmp_path: Path) -> None:
+    candles = random_walk_candles(50)
+    shuffled = candles[np.random.default_rng(1).permutation(50)]
+    with CandleStore(tmp_path / "db.sqlite") as store:
+        store.upsert("binance", "BTC/USDT", "1h", shuffled)
+        window = store.window("binance", "BTC/USDT", "1h")
+        np.testing.assert_array_equal(window, candles)
+        middle = store.window("binance", "BTC/USDT", "1h", start_ms=START + 10 * HOUR_MS, end_ms=START + 19 * HOUR_MS)
+        assert list(middle["ts"]) == [START + i * HOUR_MS for i in range(10, 20)]
+        latest = store.latest("binance", "BTC/USDT", "1h", 5)
+        np.testing.assert_array_equal(latest, candles[-5:])
+        before = store.latest("binance", "BTC/USDT", "1h", 3, end_ms=START + 9 * HOUR_MS)
+        np.testing.assert_array_equal(before, candles[7:10])
+        assert len(store.window("binance", "XRP/USDT", "1h")) == 0
+
+
+def test_gap_report_counts_events_and_missing_candles(tmp_path: Path) -> None:
+    candles = random_walk_candles(100)
+    holes = list(range(10, 13)) + [50] + list(range(70, 80))
+    kept = np.delete(candles, holes)
+    with CandleStore(tmp_path / "db.sqlite") as store:
+        store.upsert("binance", "BTC/USDT", "1h", kept)
+        gaps = store.gaps("binance", "BTC/USDT", "1h")
+    assert [(g.after_ts, g.missing) for g in gaps] == [
+        (START + 9 * HOUR_MS, 3), (START + 49 * HOUR_MS, 1), (START + 69 * HOUR_MS, 10)]
+    assert gaps[0].before_ts == START + 13 * HOUR_MS
+
+
+def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="cannot open store"):
+        CandleStore(path)
+
+
+WRITER = r"""
+import sys, numpy as np
+from daemon.candle_store import CandleStore
+from daemon.candles import CANDLE_DTYPE
+path, worker, rounds, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+H = 3_600_000
+store = CandleStore(path)
+for r in range(rounds):
+    # every worker writes the shared range [0, size) and its own range, in alternating order
+    for base in ((0, (worker + 1) * 100_000) if r % 2 == 0 else ((worker + 1) * 100_000, 0)):
+        batch = np.zeros(size, dtype=CANDLE_DTYPE)
+        batch["ts"] = (base + np.arange(size)) * H + 1_600_000_000_000 // H * H
+        batch["open"] = batch["close"] = 100.0
+        batch["high"] = 101.0
+        batch["low"] = 99.0
+        batch["volume"] = r
+        store.upsert("binance", "BTC/USDT", "1h", batch)
+print("done", worker)
+"""
+
+
+def test_concurrent_writers_in_several_processes(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    CandleStore(path).close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    workers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(w), "6", "3000"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in range(4)]
+    outputs = [w.communicate(timeout=240) for w in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err
+        assert out.startswith("done")
+    with CandleStore(path) as store:
+        assert store.summary("binance", "BTC/USDT", "1h").count == 3000 * 5
+        assert store.gaps("binance", "BTC/USDT", "1h") != []
+        assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+KILLED_WRITER = r"""
+import sys, numpy as np
+from daemon.candle_store import CandleStore
+from daemon.candles import CANDLE_DTYPE
+path, size = sys.argv[1], int(sys.argv[2])
+H = 3_600_000
+store = CandleStore(path)
+n = 0
+while True:
+    batch = np.zeros(size, dtype=CANDLE_DTYPE)
+    batch["ts"] = (n * size + np.arange(size)) * H + 1_600_000_000_000 // H * H
+    batch["open"] = batch["close"] = 100.0 + n
+    batch["high"] = 101.0 + n
+    batch["low"] = 99.0 + n
+    batch["volume"] = n
+    print("begin", n, flush=True)
+    store.upsert("binance", "BTC/USDT", "1h", batch)
+    print("commit", n, flush=True)
+    n += 1
+"""
+
+
+def test_sigkill_in_the_middle_of_a_batch_leaves_a_consistent_store(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    size = 40_000
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    committed: set[int] = set()
+    for round_number in range(3):
+        writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), str(size)], env=env,
+                                  stdout=subprocess.PIPE, text=True)
+        assert writer.stdout is not None
+        # kill right after the writer announces a batch, i.e. while its transaction is open
+        target = round_number + 1
+        begun = 0
+        for line in writer.stdout:
+            word, number = line.split()
+            if word == "commit":
+                committed.add(int(number))
+            if word == "begin":
+                begun += 1
+                if begun > target:
+                    os.kill(writer.pid, signal.SIGKILL)
+                    break
+        writer.wait(timeout=30)
+        assert writer.returncode == -signal.SIGKILL
+        with CandleStore(path) as store:
+            assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            stored = store.window("binance", "BTC/USDT", "1h")
+        batches, counts = np.unique(stored["volume"].astype(int), return_counts=True)
+        # all or nothing per batch: every stored batch is complete, and each committed batch is there
+        assert (counts == size).all()
+        assert set(batches.tolist()) >= committed
+        assert len(set(batches.tolist()) - committed) <= 1
+        for number in batches:
+            rows = stored[stored["volume"] == number]
+            assert (rows["open"] == 100.0 + number).all()
+
+
+def test_migrations_run_once_and_record_the_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    first = connect(path)
+    version = first.execute("PRAGMA user_version").fetchone()[0]
+    first.close()
+    second = connect(path)
+    assert second.execute("PRAGMA user_version").fetchone()[0] == version >= 1
+    assert second.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in second.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"series", "candles", "retrain_runs"} <= tables
+    second.close()
