@@ -101,6 +101,8 @@ def _malformed_files(candles: np.ndarray) -> dict[str, tuple[str, str]]:
         "misaligned.csv": (HEADER + f"\n{1704067200000 + 60_000},1,1,1,1,1\n", r"line 2: invalid candle at .*not aligned to 1h"),
         "ragged.csv": (HEADER + "\n1704067200000,1,1,1,1,1\n1704070800000,1,1,1,1,1,9,9\n", r"malformed CSV: .*line 3"),
         "empty_field.csv": (HEADER + "\n1704067200000,1,,1,1,1\n", r"line 2: empty value in column 'high'"),
+        "blank_line_then_bad.csv": ("\n".join(good[:3] + ["", invalid[4]]) + "\n",
+                                    r"line 5: invalid candle at .*high below open or close"),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from daemon.errors import DataError, NoInputError
 CSV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 # A timestamp below this (2001-09-09 in ms) is taken for seconds, which is a common export mistake.
 _MIN_PLAUSIBLE_MS = 1_000_000_000_000
+_BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,27 @@ def _numeric_columns(path: Path, frame: pd.DataFrame, columns: dict[str, int]) -
     return values
 
 
-def read_candle_csv(path: str | Path, timeframe: str) -> CsvCandles:
-    """Read and validate a whole file; raises DataError naming the file and line on the first problem."""
-    path = Path(path)
-    text = _read_text(path)
-    columns = _parse_header(path, text)
+def _fast_parse(text: str, columns: dict[str, int]) -> np.ndarray | None:
+    """All rows as candles when every field is a plain number; None sends the file to the careful path."""
+    try:
+        frame = pd.read_csv(io.StringIO(text), header=0, engine="c", dtype=np.float64)
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    ordered = frame.iloc[:, list(columns.values())].to_numpy()
+    if len(ordered) == 0 or not np.isfinite(ordered).all():
+        return None
+    ts = ordered[:, 0]
+    if (ts != np.floor(ts)).any() or (ts < _MIN_PLAUSIBLE_MS).any():
+        return None
+    batch = np.empty(len(ordered), dtype=CANDLE_DTYPE)
+    batch["ts"] = ts.astype(np.int64)
+    for position, name in enumerate(("open", "high", "low", "close", "volume"), start=1):
+        batch[name] = ordered[:, position]
+    return batch
+
+
+def _careful_parse(path: Path, text: str, columns: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Candles and the file line of each, raising DataError with the line of the first bad field."""
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
                             skip_blank_lines=False, header=0, engine="c")
@@ -117,11 +135,15 @@ def read_candle_csv(path: str | Path, timeframe: str) -> CsvCandles:
         row = int(np.flatnonzero(too_small)[0])
         raise DataError(f"{path} line {line_of[row]}: timestamp {int(ts[row])} is not in milliseconds "
                         "(seconds? expected ms since 1970-01-01 UTC)")
-
     batch = np.empty(len(frame), dtype=CANDLE_DTYPE)
     batch["ts"] = ts.astype(np.int64)
     for name in ("open", "high", "low", "close", "volume"):
         batch[name] = values[name]
+    return batch, line_of
+
+
+def _checked(path: Path, batch: np.ndarray, line_of: np.ndarray, timeframe: str) -> CsvCandles:
+    """Validated, sorted, de-duplicated candles; DataError naming the line of the first problem."""
     _, rejected = candle_ops.validate(batch, timeframe)
     if rejected:
         first = min(rejected, key=lambda r: r.index)
@@ -133,3 +155,19 @@ def read_candle_csv(path: str | Path, timeframe: str) -> CsvCandles:
         raise DataError(f"{path} lines {lines[0]} and {lines[1]}: two different candles for the same "
                         f"timestamp {conflict.ts}")
     return CsvCandles(unique, rows=len(batch), duplicates=len(batch) - len(unique))
+
+
+def read_candle_csv(path: str | Path, timeframe: str) -> CsvCandles:
+    """Read and validate a whole file; raises DataError naming the file and line on the first problem.
+
+    Files of plain numbers take a fast all-numeric parse; anything else (blank lines, text, NaN, empty
+    fields, ragged rows) is re-read field by field so that an error names the exact line.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    columns = _parse_header(path, text)
+    fast = _fast_parse(text, columns)
+    if fast is not None and not _BLANK_LINE.search(text.rstrip()):
+        return _checked(path, fast, np.arange(len(fast)) + 2, timeframe)
+    batch, line_of = _careful_parse(path, text, columns)
+    return _checked(path, batch, line_of, timeframe)
