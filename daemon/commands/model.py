@@ -1,9 +1,168 @@
-"""autoretrainctl commands for the model area (filled in by its issue)."""
+"""Model commands: `train`, `models`, `promote`, `rollback`. They work without the daemon.
+
+`train` runs the whole retrain job in this process (the guide's `scripts/train_model.py`); the
+others read or move the registry's promoted-version pointer, which a running daemon watches and
+hot-swaps on. Heavy imports (torch, onnxruntime) happen inside the handlers, so `autoretrainctl
+download` and friends stay fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from typing import Any
+
+from daemon.commands.common import add_json_flag, emit, positive_float, positive_int, symbol_arg, timeframe_arg
+from daemon.config import Config
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this area's subcommands to the parser."""
+    train = commands.add_parser("train", parents=[common], help="train, evaluate and (maybe) promote a model",
+                                description="Train an LSTM on the stored candles, export it to ONNX, check parity, "
+                                            "score it against the promoted model and the majority baseline on recent "
+                                            "candles neither has seen, register it and promote it per --promote.")
+    train.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
+    train.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
+    train.add_argument("--epochs", type=positive_int, default=None, help="default: training.epochs")
+    train.add_argument("--days", type=positive_float, default=None, help="days of candles to learn from "
+                                                                         "(default: training.days)")
+    train.add_argument("--promote", choices=("auto", "always", "never"), default="auto",
+                       help="auto: only if it beats the champion and the baseline (default); always; never")
+    add_json_flag(train)
+    train.set_defaults(handler=run_train)
+
+    models = commands.add_parser("models", parents=[common], help="list model versions and which is promoted",
+                                 description="Versions in the registry with their evaluation metrics.")
+    models.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
+    models.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
+    add_json_flag(models)
+    models.set_defaults(handler=run_models)
+
+    promote = commands.add_parser("promote", parents=[common], help="make a version the promoted model",
+                                  description="Verify a version (checksum, schema, parity) and point the registry at "
+                                              "it; a running daemon hot-swaps to it.")
+    promote.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
+    promote.add_argument("version", metavar="VERSION", help="e.g. v0007 (or 7)")
+    promote.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
+    add_json_flag(promote)
+    promote.set_defaults(handler=run_promote)
+
+    rollback = commands.add_parser("rollback", parents=[common], help="go back to the previous promoted model",
+                                   description="Point the registry back at the previous champion (verified first).")
+    rollback.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
+    rollback.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
+    add_json_flag(rollback)
+    rollback.set_defaults(handler=run_rollback)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _train_text(outcome: Any) -> str:
+    metrics = outcome.metrics
+    lines = [f"{outcome.symbol} {outcome.timeframe}: {'promoted' if outcome.promoted else 'not promoted'} "
+             f"{outcome.version or '(nothing registered)'}: {outcome.reason}"]
+    for name in ("challenger", "champion", "baseline"):
+        entry = metrics.get(name)
+        if entry:
+            label = f"{name} {entry.get('version', '')}".strip()
+            lines.append(f"  {label:<18} accuracy {_pct(entry['accuracy'])}  signal precision "
+                         f"{_pct(entry['signal_precision'])} ({entry['signals']} signals)  PnL {entry['pnl_pct']:+.2f}%  "
+                         f"on {entry['samples']} samples")
+    if outcome.durations:
+        lines.append("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in outcome.durations.items()))
+    return "\n".join(lines)
+
+
+def run_train(args: argparse.Namespace, config: Config) -> int:
+    from models.pipeline import run_training  # torch: only this command needs it
+
+    if not getattr(args, "json", False):
+        logging.getLogger("autoretrain.model").setLevel(logging.INFO)  # the guide's progress lines on stderr
+    outcome = run_training(config, args.symbol, args.timeframe, epochs=args.epochs, days=args.days,
+                           promote=args.promote, trigger="cli", reason="autoretrainctl train")
+    emit(args, outcome.as_dict(), _train_text(outcome))
+    return 0
+
+
+def _version_row(info: Any) -> dict[str, Any]:
+    meta = info.meta or {}
+    evaluation = meta.get("evaluation") or {}
+    return {
+        "version": info.version, "promoted": info.promoted, "created_at": meta.get("created_at"),
+        "error": info.error, "feature_set_version": meta.get("feature_set_version"),
+        "seq_len": meta.get("seq_len"), "horizon": meta.get("horizon"),
+        "trained_until": (meta.get("data") or {}).get("trained_until"),
+        "metrics": {k: evaluation.get(k) for k in ("challenger", "champion", "baseline")},
+        "decision": meta.get("decision"), "sha256": (meta.get("onnx") or {}).get("sha256"),
+    }
+
+
+def run_models(args: argparse.Namespace, config: Config) -> int:
+    from models.registry import Registry
+
+    timeframe = args.timeframe or config.market.timeframe
+    registry = Registry(config.models_dir)
+    pointer = registry.pointer(args.symbol, timeframe)
+    rows = [_version_row(info) for info in registry.versions(args.symbol, timeframe)]
+    payload = {"symbol": args.symbol, "timeframe": timeframe, "promoted": pointer["version"],
+               "history": pointer["history"], "versions": rows}
+    if not rows:
+        text = f"{args.symbol} {timeframe}: no model versions in {registry.series_dir(args.symbol, timeframe)}"
+    else:
+        lines = [f"{args.symbol} {timeframe}: {len(rows)} versions, promoted: {pointer['version'] or 'none'}",
+                 f"  {'version':<9} {'created':<21} {'accuracy':>8} {'champion':>8} {'baseline':>8}  decision"]
+        for row in rows:
+            metrics = row["metrics"]
+            accuracy = {k: (metrics.get(k) or {}).get("accuracy") for k in ("challenger", "champion", "baseline")}
+            decision = (row["decision"] or {}).get("reason") or row["error"] or ""
+            lines.append(f"{'*' if row['promoted'] else ' '} {row['version']:<9} {row['created_at'] or '-':<21} "
+                         f"{_pct(accuracy['challenger']):>8} {_pct(accuracy['champion']):>8} "
+                         f"{_pct(accuracy['baseline']):>8}  {decision}")
+        text = "\n".join(lines)
+    emit(args, payload, text)
+    return 0
+
+
+def _verified(registry: Any, symbol: str, timeframe: str, version: str) -> None:
+    """Refuse to point the daemon at a version that would not load (raises ModelRejected, exit 65)."""
+    from models.runtime import ModelRejected, ModelRunner
+
+    path = registry.version_dir(symbol, timeframe, version)
+    if path.is_dir():
+        try:
+            ModelRunner.load(path)
+        except ModelRejected as exc:
+            raise ModelRejected(f"{symbol} {timeframe} {version} refused: {exc.reason}") from None
+
+
+def run_promote(args: argparse.Namespace, config: Config) -> int:
+    from models.registry import Registry, parse_version
+
+    timeframe = args.timeframe or config.market.timeframe
+    version = parse_version(args.version)
+    registry = Registry(config.models_dir)
+    _verified(registry, args.symbol, timeframe, version)
+    previous = registry.promote(args.symbol, timeframe, version)
+    payload = {"symbol": args.symbol, "timeframe": timeframe, "promoted": version, "previous": previous}
+    text = (f"{args.symbol} {timeframe}: {version} is already the promoted model" if previous == version else
+            f"{args.symbol} {timeframe}: promoted {version} (was {previous or 'none'})")
+    emit(args, payload, text)
+    return 0
+
+
+def run_rollback(args: argparse.Namespace, config: Config) -> int:
+    from models.registry import Registry
+
+    timeframe = args.timeframe or config.market.timeframe
+    registry = Registry(config.models_dir)
+    current = registry.promoted(args.symbol, timeframe)
+    target = registry.rollback_target(args.symbol, timeframe)
+    if target is not None:
+        _verified(registry, args.symbol, timeframe, target)
+    restored = registry.rollback(args.symbol, timeframe)
+    emit(args, {"symbol": args.symbol, "timeframe": timeframe, "promoted": restored, "previous": current},
+         f"{args.symbol} {timeframe}: rolled back from {current} to {restored}")
+    return 0
