@@ -166,6 +166,7 @@ class PromotionConfig(_Section):
     require_significance: bool = False
     significance_level: float = Field(0.05, gt=0, lt=1)
     eval_candles: int = Field(500, ge=20)
+    min_eval_samples: int = Field(100, ge=1)
     parity_tolerance: float = Field(1e-4, gt=0)
     keep_candidates: int = Field(5, ge=0)
 
