@@ -100,21 +100,30 @@ class CandleStore:
             "SELECT COUNT(*) FROM candles WHERE series_id = ? AND ts BETWEEN ? AND ?", (series_id, first, last)
         ).fetchone()[0])
 
+    def _upsert_locked(self, exchange: str, symbol: str, timeframe: str, batch: np.ndarray) -> UpsertResult:
+        batch, _ = candle_ops.normalise(np.asarray(batch, dtype=CANDLE_DTYPE))
+        first, last = int(batch["ts"][0]), int(batch["ts"][-1])
+        series_id = self._series_id(exchange, symbol, timeframe, create=True)
+        assert series_id is not None
+        before_count = self._count_between(series_id, first, last)
+        before_changes = self.conn.total_changes
+        self.conn.executemany(_UPSERT, ((series_id, *row) for row in batch.tolist()))
+        changed = self.conn.total_changes - before_changes
+        inserted = self._count_between(series_id, first, last) - before_count
+        return UpsertResult(inserted=inserted, updated=changed - inserted, unchanged=len(batch) - changed)
+
     def upsert(self, exchange: str, symbol: str, timeframe: str, batch: np.ndarray) -> UpsertResult:
         """Store a batch of already-validated candles in one transaction; returns what changed."""
         if len(batch) == 0:
             return UpsertResult(0, 0, 0)
-        batch, _ = candle_ops.normalise(np.asarray(batch, dtype=CANDLE_DTYPE))
-        first, last = int(batch["ts"][0]), int(batch["ts"][-1])
         with transaction(self.conn):
-            series_id = self._series_id(exchange, symbol, timeframe, create=True)
-            assert series_id is not None
-            before_count = self._count_between(series_id, first, last)
-            before_changes = self.conn.total_changes
-            self.conn.executemany(_UPSERT, ((series_id, *row) for row in batch.tolist()))
-            changed = self.conn.total_changes - before_changes
-            inserted = self._count_between(series_id, first, last) - before_count
-        return UpsertResult(inserted=inserted, updated=changed - inserted, unchanged=len(batch) - changed)
+            return self._upsert_locked(exchange, symbol, timeframe, batch)
+
+    def upsert_many(self, batches: list[tuple[str, str, str, np.ndarray]]) -> list[UpsertResult]:
+        """Several series in ONE transaction (ingest stores every symbol that closed together at once)."""
+        with transaction(self.conn):
+            return [self._upsert_locked(*key, batch) if len(batch) else UpsertResult(0, 0, 0)
+                    for *key, batch in batches]
 
     def window(self, exchange: str, symbol: str, timeframe: str, *, start_ms: int | None = None,
                end_ms: int | None = None) -> np.ndarray:

@@ -16,11 +16,13 @@ from typing import Any
 from daemon.db import transaction
 from daemon.timeframes import iso
 
+QUEUED = "queued"
 RUNNING = "running"
 PROMOTED = "promoted"
 REJECTED = "rejected"
 FAILED = "failed"
 FINAL_STATUSES = (PROMOTED, REJECTED, FAILED)
+ACTIVE_STATUSES = (QUEUED, RUNNING)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,43 @@ class RetrainRuns:
                 (exchange, symbol, timeframe, trigger, reason, RUNNING, requested_market_ts, time.time()),
             )
             return int(cursor.lastrowid)
+
+    def queue(self, exchange: str, symbol: str, timeframe: str, *, trigger: str, reason: str = "",
+              requested_market_ts: int | None = None) -> tuple[int, bool]:
+        """Queue a job for the trainer unless one is already queued or running: (run id, newly queued)."""
+        with transaction(self.conn):
+            row = self.conn.execute(
+                "SELECT id FROM retrain_runs WHERE exchange = ? AND symbol = ? AND timeframe = ? AND status IN (?, ?)"
+                " ORDER BY id LIMIT 1", (exchange, symbol, timeframe, *ACTIVE_STATUSES),
+            ).fetchone()
+            if row is not None:
+                return int(row[0]), False
+            cursor = self.conn.execute(
+                "INSERT INTO retrain_runs (exchange, symbol, timeframe, trigger, reason, status, requested_market_ts,"
+                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (exchange, symbol, timeframe, trigger, reason, QUEUED, requested_market_ts, time.time()),
+            )
+            return int(cursor.lastrowid), True
+
+    def claim_next(self) -> RetrainRun | None:
+        """The oldest queued job, now marked running (the trainer calls this)."""
+        with transaction(self.conn):
+            row = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM retrain_runs WHERE status = ? ORDER BY id LIMIT 1", (QUEUED,)
+            ).fetchone()
+            if row is None:
+                return None
+            self.conn.execute("UPDATE retrain_runs SET status = ?, started_at = ? WHERE id = ?",
+                              (RUNNING, time.time(), row[0]))
+        return self.get(int(row[0]))
+
+    def active(self, exchange: str, symbol: str, timeframe: str) -> RetrainRun | None:
+        """The queued or running job of the series, if any."""
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM retrain_runs WHERE exchange = ? AND symbol = ? AND timeframe = ?"
+            " AND status IN (?, ?) ORDER BY id LIMIT 1", (exchange, symbol, timeframe, *ACTIVE_STATUSES),
+        ).fetchone()
+        return _row(row) if row else None
 
     def finish(self, run_id: int, status: str, *, version: str | None = None, data_end_ts: int | None = None,
                detail: dict[str, Any] | None = None) -> None:

@@ -49,6 +49,8 @@ class CandleSource(abc.ABC):
 
     #: the exchange part of the candle store key
     exchange: str
+    #: True when fetching waits on a network (ingest then fetches in worker threads)
+    blocking: bool = False
 
     @abc.abstractmethod
     def now_ms(self) -> int:

@@ -33,6 +33,8 @@ def _import_ccxt() -> Any:
 
 
 class CcxtSource(CandleSource):
+    blocking = True
+
     def __init__(self, exchange_id: str, params: dict[str, Any] | None = None, *, backoff: Backoff | None = None,
                  page_limit: int = 1000, sleep: Callable[[float], None] = time.sleep) -> None:
         ccxt = _import_ccxt()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 
 @dataclass
@@ -29,3 +32,23 @@ class MarketClock:
 
     def wall_seconds_until(self, market_ms: int) -> float:
         return max(0.0, (market_ms - self.now_ms()) / 1000.0 / self.speed)
+
+
+def load_or_create_anchor(path: Path, identity: dict[str, Any], wall: Callable[[], float] = time.time) -> float:
+    """The wall time at which this market's clock started, kept across restarts in `path`.
+
+    `identity` describes the market (source, seed, start, speed...): if the configuration changes,
+    the old anchor no longer applies and a new market clock starts now.
+    """
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("identity") == identity and isinstance(saved.get("anchor_wall"), (int, float)):
+            return float(saved["anchor_wall"])
+    except (OSError, ValueError):
+        pass
+    anchor = wall()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({"identity": identity, "anchor_wall": anchor}))
+    os.replace(temporary, path)
+    return anchor

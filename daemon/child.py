@@ -1,0 +1,119 @@
+"""What every child process (ingest, inference, trainer) shares: start-up, stop signal, bus, liveness.
+
+A child is started by the supervisor with `python -m daemon.<name> --config-json PATH`: the
+configuration the supervisor validated and resolved, so every process sees exactly the same one.
+It creates its own ZeroMQ context (never inherited across fork), stops cleanly on SIGTERM/SIGINT,
+and reports its state on the bus every second (`process` events): the supervisor's readiness,
+watchdog and `status` all come from these reports, and a lost report is simply repeated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, Sequence
+
+import zmq
+
+from daemon.config import Config
+from daemon.errors import AutoretrainError
+from daemon.logsetup import log_uncaught, setup_logging
+from ipc import messages
+from ipc.bus import Publisher, Subscriber, bus_endpoints
+
+REPORT_INTERVAL_S = 1.0
+RESOLVED_CONFIG_NAME = "config.resolved.json"
+
+
+def write_resolved_config(config: Config, runtime_dir: Path) -> Path:
+    """The supervisor's validated configuration, for its children (written atomically, 0640)."""
+    path = Path(runtime_dir) / RESOLVED_CONFIG_NAME
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(config.model_dump_json())
+    os.replace(temporary, path)
+    return path
+
+
+class Child:
+    """The running child: config, logger, bus sockets, stop flag and liveness reports."""
+
+    def __init__(self, name: str, argv: Sequence[str] | None = None) -> None:
+        parser = argparse.ArgumentParser(prog=f"autoretrain-{name}")
+        parser.add_argument("--config-json", required=True, type=Path)
+        args = parser.parse_args(argv)
+        self.name = name
+        self.config = Config.model_validate_json(args.config_json.read_text())
+        self.log = setup_logging(name, self.config.logging.level, self.config.logging.file)
+        log_uncaught(self.log)
+        self.stopping = False
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        self.context = zmq.Context()
+        publish_endpoint, subscribe_endpoint = bus_endpoints(self.config.runtime_dir)
+        self.subscribe_endpoint = subscribe_endpoint
+        self.publisher = Publisher(self.context, publish_endpoint, name)
+        self.state = "starting"
+        self.detail: dict[str, Any] = {}
+        self._last_report = 0.0
+        self.started_at = time.time()
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def subscribe(self, *topics: str) -> Subscriber:
+        return Subscriber(self.context, self.subscribe_endpoint, topics)
+
+    def publish(self, topic: str, **payload: Any) -> None:
+        self.publisher.publish(topic, **payload)
+
+    def report(self, state: str | None = None, *, force: bool = False, **detail: Any) -> None:
+        """Publish a liveness report: on a state change, when forced, or once a second."""
+        changed = state is not None and state != self.state
+        if state is not None:
+            self.state = state
+        if detail:
+            self.detail.update(detail)
+        now = time.monotonic()
+        if changed or force or now - self._last_report >= REPORT_INTERVAL_S:
+            self._last_report = now
+            self.publish(messages.PROCESS, name=self.name, pid=os.getpid(), state=self.state,
+                         started_at=self.started_at, detail=self.detail)
+
+    def sleep(self, seconds: float, step: float = 0.2) -> None:
+        """Sleep, staying responsive to a stop signal and keeping the liveness reports going."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(step, left))
+            self.report()
+
+    def close(self) -> None:
+        self.report("stopped", force=True)
+        time.sleep(0.05)  # let the last report leave before LINGER 0 drops it
+        self.context.destroy(linger=0)
+
+
+def run_child(name: str, body: Any, argv: Sequence[str] | None = None) -> int:
+    """Start the child, run `body(child)`, always close; returns the exit code."""
+    child = Child(name, argv)
+    try:
+        code = body(child)
+    except AutoretrainError as exc:
+        child.log.error("%s cannot run: %s", name, exc)
+        code = exc.exit_code
+    except Exception:  # noqa: BLE001 - logged as one record; the supervisor restarts us
+        child.log.exception("%s failed", name)
+        code = 1
+    finally:
+        child.close()
+    return int(code or 0)
+
