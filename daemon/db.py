@@ -58,6 +58,52 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX retrain_runs_series ON retrain_runs (exchange, symbol, timeframe, id);
     """,
+    # daemon.signal_store: one signal per closed candle, its outcome, and which model served since when.
+    """
+    CREATE TABLE signals (
+        id INTEGER PRIMARY KEY,
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        timeframe TEXT NOT NULL,
+        candle_ts INTEGER NOT NULL,
+        price REAL NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('BUY', 'SELL', 'HOLD')),
+        confidence REAL NOT NULL,
+        probability_up REAL NOT NULL,
+        model_version TEXT,
+        model_probability REAL,
+        algo_action TEXT NOT NULL CHECK (algo_action IN ('BUY', 'SELL', 'HOLD')),
+        algo_probability REAL NOT NULL,
+        components TEXT NOT NULL DEFAULT '{}',
+        pending INTEGER NOT NULL DEFAULT 1,
+        recorded_at REAL NOT NULL,
+        UNIQUE (exchange, symbol, timeframe, candle_ts)
+    );
+    CREATE INDEX signals_pending ON signals (exchange, symbol, timeframe, candle_ts) WHERE pending = 1;
+    CREATE TABLE outcomes (
+        signal_id INTEGER PRIMARY KEY REFERENCES signals(id),
+        exit_ts INTEGER NOT NULL,
+        exit_price REAL NOT NULL,
+        return_pct REAL NOT NULL,
+        correct INTEGER,
+        pnl_pct REAL,
+        algo_correct INTEGER,
+        algo_pnl_pct REAL,
+        horizon INTEGER NOT NULL,
+        fee_bps REAL NOT NULL,
+        settled_at REAL NOT NULL
+    );
+    CREATE TABLE model_activations (
+        id INTEGER PRIMARY KEY,
+        exchange TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        timeframe TEXT NOT NULL,
+        version TEXT,
+        market_ts INTEGER NOT NULL,
+        recorded_at REAL NOT NULL
+    );
+    CREATE INDEX model_activations_series ON model_activations (exchange, symbol, timeframe, id);
+    """,
 ]
 
 
