@@ -285,7 +285,9 @@ def run_training(config: Config, symbol: str, timeframe: str | None = None, *, e
     """Train, export, check, evaluate, register and (per `promote`: auto|always|never) promote a model.
 
     Raises DataError when the data cannot make a model (too few candles: nothing is registered) and
-    TrainingAborted when `should_stop()` turned true; both runs are recorded as failed.
+    TrainingAborted when `should_stop()` turned true. Every exception is recorded in `retrain_runs` as
+    a failed run and re-raised without being logged here: the caller reports it once (the CLI as its
+    one-line error, the daemon's trainer in its log).
     """
     timeframe = timeframe or config.market.timeframe
     if promote not in PROMOTE_MODES:
@@ -304,7 +306,6 @@ def run_training(config: Config, symbol: str, timeframe: str | None = None, *, e
         except BaseException as exc:
             message = str(exc) or type(exc).__name__
             runs.finish(run_id, FAILED, data_end_ts=job.data_end_ts, detail={"error": message, "durations": job.durations})
-            log.error("Training failed for %s: %s", symbol, message)
             raise
         runs.finish(run_id, outcome.status, version=outcome.version, data_end_ts=job.data_end_ts,
                     detail={"promoted": outcome.promoted, "reason": outcome.reason, "metrics": outcome.metrics,

@@ -2,9 +2,9 @@
 
 `ModelRunner.load` refuses a version folder unless everything checks out: meta.json readable and made
 for this feature set, the ONNX bytes matching the sha256 recorded at registration, the graph's input
-and output what the features produce, the stored parity samples reproducing the probabilities torch
-computed when the model was exported, and finite outputs. Anything else raises `ModelRejected` with a
-one-line reason, so the caller keeps the model it has.
+and output what the features produce, finite weights, the stored parity samples reproducing the
+probabilities torch computed when the model was exported, and finite outputs. Anything else raises
+`ModelRejected` with a one-line reason, so the caller keeps the model it has.
 
 The session runs on 1 intra-op thread by default and does not spin: inference shares the machine
 with the trainer and the store, and waits between candles rather than burning a core.
@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 
 from daemon.errors import EX_DATAERR, AutoretrainError
 from models.dataset import Normaliser, windows
@@ -85,6 +87,18 @@ def _read_meta(version_dir: Path) -> dict[str, Any]:
     return meta
 
 
+def _check_weights(model_bytes: bytes) -> None:
+    """Refuse non-finite weights by name: onnxruntime's LSTM clamps NaN gates, so outputs may still look finite."""
+    try:
+        graph = onnx.load_from_string(model_bytes).graph
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError types
+        raise ModelRejected(f"{MODEL_FILE} is not a readable ONNX model: {exc}") from None
+    for tensor in graph.initializer:
+        values = numpy_helper.to_array(tensor)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise ModelRejected(f"weight {tensor.name} {list(values.shape)} holds non-finite values (NaN weights?)")
+
+
 def _check_schema(session: ort.InferenceSession, seq_len: int) -> None:
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) != 1:
@@ -137,6 +151,7 @@ class ModelRunner:
         if actual_sha != expected_sha:
             raise ModelRejected(f"{MODEL_FILE} sha256 {actual_sha[:12]}… does not match meta.json {expected_sha[:12]}…"
                                 " (corrupt or truncated file)")
+        _check_weights(model_bytes)
         try:
             session = make_session(model_bytes, threads)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad graph

@@ -1,0 +1,80 @@
+"""Helpers shared by the tests/test_model_*.py files (no tests here).
+
+Data comes from the embedded simulated market (`SimulatedSeries`) with hand-picked regimes, so a
+model has something real to learn; configurations are small (short windows, a tiny network, few
+epochs) so a full train -> export -> evaluate job takes seconds on 2 cores.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from daemon.candle_store import CandleStore
+from daemon.config import Config, build_config
+from daemon.sources.simulated import Regime, SimulatedSeries
+
+SYMBOL = "SIM/USDT"
+TIMEFRAME = "1h"
+START_MS = 1_704_067_200_000
+HOUR_MS = 3_600_000
+
+# Small enough for seconds per job, big enough to learn the simulated regimes.
+FAST: dict[str, Any] = {
+    "market": {"source": "simulated"},
+    "model": {"seq_len": 16, "hidden_size": 16},
+    "training": {"epochs": 6, "days": 3650, "min_candles": 500, "threads": 2, "device": "cpu", "batch_size": 64,
+                 "learning_rate": 0.005},
+    "promotion": {"eval_candles": 400, "min_eval_samples": 100},
+}
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for key, value in overrides.items():
+        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
+    return out
+
+
+def fast_config(state_dir: Path, **sections: dict[str, Any]) -> Config:
+    data = merged(FAST, sections)
+    data["paths"] = {"state_dir": str(state_dir)}
+    return build_config(data, base=state_dir.parent, env={})
+
+
+def regime_series(*regimes: tuple[str, int], seed: int = 7, strength: float = 0.5) -> SimulatedSeries:
+    """A simulated market cycling through (kind, candles) regimes, e.g. ("momentum", 2000)."""
+    schedule = [Regime(kind, count, {"momentum": 1.0, "mean_reversion": -1.0, "random_walk": 0.0}[kind] * strength,
+                       0.01) for kind, count in regimes]
+    return SimulatedSeries(seed, SYMBOL, TIMEFRAME, START_MS, 100.0, schedule)
+
+
+def store_candles(config: Config, candles: np.ndarray, symbol: str = SYMBOL) -> None:
+    with CandleStore(config.db_path) as store:
+        store.upsert(config.store_exchange, symbol, TIMEFRAME, candles)
+
+
+_TRAINED: dict[str, Path] = {}
+
+
+def trained_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real version folder (trained, exported, registered) built once per test session; copy before changing it."""
+    if "path" not in _TRAINED:
+        from models.pipeline import run_training
+
+        state = tmp_path_factory.mktemp("trained") / "state"
+        config = fast_config(state)
+        store_candles(config, regime_series(("momentum", 3000)).candles(0, 1999))
+        outcome = run_training(config, SYMBOL, TIMEFRAME, promote="always")
+        assert outcome.version is not None
+        _TRAINED["path"] = config.models_dir / "SIM_USDT" / TIMEFRAME / outcome.version
+    return _TRAINED["path"]
+
+
+def copy_version(source: Path, destination: Path) -> Path:
+    shutil.copytree(source, destination)
+    return destination
