@@ -137,6 +137,13 @@ class AutoTrainingConfig(_Section):
     cooldown_hours: float = Field(12.0, ge=0)
     train_at_start: bool = True
 
+    @model_validator(mode="after")
+    def _window_can_judge(self) -> "AutoTrainingConfig":
+        if self.rolling_window < self.min_signals:
+            raise ValueError(f"rolling_window ({self.rolling_window}) must be at least min_signals "
+                             f"({self.min_signals}): a smaller window never holds enough signals to judge")
+        return self
+
 
 class ModelConfig(_Section):
     seq_len: int = Field(32, ge=2, le=1024)
