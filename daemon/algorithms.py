@@ -38,6 +38,7 @@ BOLLINGER_WINDOW, BOLLINGER_WIDTH = 20, 2.0
 REQUIRED_CANDLES = 128
 
 Vote = float | None
+_NOISE = 1e-9
 
 
 def _newest(values: np.ndarray) -> float | None:
@@ -45,8 +46,11 @@ def _newest(values: np.ndarray) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _sign(value: float | None) -> Vote:
-    return None if value is None else float(np.sign(value))
+def _sign(value: float | None, scale: float) -> Vote:
+    """Sign of a price difference; differences within float noise of the price level count as 0."""
+    if value is None:
+        return None
+    return 0.0 if abs(value) <= _NOISE * abs(scale) else float(np.sign(value))
 
 
 def _clip(value: float | None) -> Vote:
@@ -62,14 +66,14 @@ def rsi_vote(close: np.ndarray) -> Vote:
 def macd_vote(close: np.ndarray) -> Vote:
     """MACD line above its signal line votes up, below votes down."""
     _, _, histogram = indicators.macd(close, MACD_FAST, MACD_SLOW, MACD_SIGNAL)
-    return _sign(_newest(histogram))
+    return _sign(_newest(histogram), close[-1])
 
 
 def ma_cross_vote(close: np.ndarray) -> Vote:
     """Fast average above the slow one (a golden cross in force) votes up, below votes down."""
     fast = _newest(indicators.sma(close, MA_FAST))
     slow = _newest(indicators.sma(close, MA_SLOW))
-    return None if fast is None or slow is None else _sign(fast - slow)
+    return None if fast is None or slow is None else _sign(fast - slow, slow)
 
 
 def bollinger_vote(close: np.ndarray) -> Vote:
