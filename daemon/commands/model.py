@@ -10,50 +10,43 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from daemon.commands.common import add_json_flag, emit, positive_float, positive_int, symbol_arg, timeframe_arg
 from daemon.config import Config
 
 
+def _symbol_command(commands: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str,
+                    handler: Callable[[argparse.Namespace, Config], int], help_text: str,
+                    description: str) -> argparse.ArgumentParser:
+    """A subcommand taking SYMBOL, --timeframe and --json, as all four model commands do."""
+    parser = commands.add_parser(name, parents=[common], help=help_text, description=description)
+    parser.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
+    parser.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
+    add_json_flag(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add this area's subcommands to the parser."""
-    train = commands.add_parser("train", parents=[common], help="train, evaluate and (maybe) promote a model",
-                                description="Train an LSTM on the stored candles, export it to ONNX, check parity, "
-                                            "score it against the promoted model and the majority baseline on recent "
-                                            "candles neither has seen, register it and promote it per --promote.")
-    train.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
-    train.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
+    train = _symbol_command(commands, common, "train", run_train, "train, evaluate and (maybe) promote a model",
+                            "Train an LSTM on the stored candles, export it to ONNX, check parity, score it against "
+                            "the promoted model and the majority baseline on recent candles neither has seen, "
+                            "register it and promote it per --promote.")
     train.add_argument("--epochs", type=positive_int, default=None, help="default: training.epochs")
-    train.add_argument("--days", type=positive_float, default=None, help="days of candles to learn from "
-                                                                         "(default: training.days)")
+    train.add_argument("--days", type=positive_float, default=None,
+                       help="days of candles to learn from (default: training.days)")
     train.add_argument("--promote", choices=("auto", "always", "never"), default="auto",
                        help="auto: only if it beats the champion and the baseline (default); always; never")
-    add_json_flag(train)
-    train.set_defaults(handler=run_train)
-
-    models = commands.add_parser("models", parents=[common], help="list model versions and which is promoted",
-                                 description="Versions in the registry with their evaluation metrics.")
-    models.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
-    models.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
-    add_json_flag(models)
-    models.set_defaults(handler=run_models)
-
-    promote = commands.add_parser("promote", parents=[common], help="make a version the promoted model",
-                                  description="Verify a version (checksum, schema, parity) and point the registry at "
-                                              "it; a running daemon hot-swaps to it.")
-    promote.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
+    _symbol_command(commands, common, "models", run_models, "list model versions and which is promoted",
+                    "Versions in the registry with their evaluation metrics.")
+    promote = _symbol_command(commands, common, "promote", run_promote, "make a version the promoted model",
+                              "Verify a version (checksum, schema, parity) and point the registry at it; "
+                              "a running daemon hot-swaps to it.")
     promote.add_argument("version", metavar="VERSION", help="e.g. v0007 (or 7)")
-    promote.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
-    add_json_flag(promote)
-    promote.set_defaults(handler=run_promote)
-
-    rollback = commands.add_parser("rollback", parents=[common], help="go back to the previous promoted model",
-                                   description="Point the registry back at the previous champion (verified first).")
-    rollback.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
-    rollback.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
-    add_json_flag(rollback)
-    rollback.set_defaults(handler=run_rollback)
+    _symbol_command(commands, common, "rollback", run_rollback, "go back to the previous promoted model",
+                    "Point the registry back at the previous champion (verified first).")
 
 
 def _pct(value: float | None) -> str:
