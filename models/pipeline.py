@@ -281,13 +281,14 @@ def _log_decision(symbol: str, metrics: dict[str, Any], promoted: bool, reason: 
 def run_training(config: Config, symbol: str, timeframe: str | None = None, *, epochs: int | None = None,
                  days: float | None = None, promote: str = "auto", trigger: str = "cli", reason: str = "",
                  requested_market_ts: int | None = None, progress: ProgressCallback | None = None,
-                 should_stop: StopCheck | None = None) -> TrainOutcome:
+                 should_stop: StopCheck | None = None, run_id: int | None = None) -> TrainOutcome:
     """Train, export, check, evaluate, register and (per `promote`: auto|always|never) promote a model.
 
     Raises DataError when the data cannot make a model (too few candles: nothing is registered) and
     TrainingAborted when `should_stop()` turned true. Every exception is recorded in `retrain_runs` as
     a failed run and re-raised without being logged here: the caller reports it once (the CLI as its
-    one-line error, the daemon's trainer in its log).
+    one-line error, the daemon's trainer in its log). `run_id` names a `retrain_runs` row the caller
+    already created (the daemon's queue claims one); without it the job starts its own row.
     """
     timeframe = timeframe or config.market.timeframe
     if promote not in PROMOTE_MODES:
@@ -299,8 +300,9 @@ def run_training(config: Config, symbol: str, timeframe: str | None = None, *, e
                should_stop=should_stop)
     with CandleStore(config.db_path) as store:
         runs = RetrainRuns(store.conn)
-        run_id = runs.start(config.store_exchange, symbol, timeframe, trigger=trigger, reason=reason,
-                            requested_market_ts=requested_market_ts)
+        if run_id is None:
+            run_id = runs.start(config.store_exchange, symbol, timeframe, trigger=trigger, reason=reason,
+                                requested_market_ts=requested_market_ts)
         try:
             outcome = _run(job, store, run_id)
         except BaseException as exc:

@@ -152,10 +152,15 @@ def test_gaps_are_reported_and_windows_across_them_skipped(tmp_path: Path) -> No
     config = fast_config(tmp_path / "state")
     candles = regime_series(("momentum", 3000)).candles(0, 1999)
     store_candles(config, np.concatenate([candles[:700], candles[712:]]))  # an exchange outage of 12 candles
-    outcome = run_training(config, SYMBOL, TIMEFRAME, epochs=1, promote="never")
+    with CandleStore(config.db_path) as store:  # the daemon's queue creates and claims the run first
+        runs = RetrainRuns(store.conn)
+        queued, _ = runs.queue(config.store_exchange, SYMBOL, TIMEFRAME, trigger="policy", reason="win rate")
+        assert runs.claim_next().id == queued  # type: ignore[union-attr]
+    outcome = run_training(config, SYMBOL, TIMEFRAME, epochs=1, promote="never", run_id=queued)
     assert outcome.data["gaps"] == 1 and outcome.data["missing_candles"] == 12
     assert outcome.version is not None and not outcome.promoted and "disabled" in outcome.reason
     assert Registry(config.models_dir).promoted(SYMBOL, TIMEFRAME) is None
+    assert [(r.id, r.status, r.version) for r in _runs(config)] == [(queued, "rejected", outcome.version)]
 
 
 def test_stop_request_aborts_and_registers_nothing(tmp_path: Path) -> None:
