@@ -39,6 +39,7 @@ PARITY_SAMPLES = 64
 MIN_TRAIN_SAMPLES = 100
 MIN_VALIDATION_SAMPLES = 20
 PROMOTE_MODES = ("auto", "always", "never")
+STEPS = ("data", "train", "export", "evaluate")  # the durations every outcome reports (0.0: skipped)
 
 
 @dataclass
@@ -52,8 +53,8 @@ class TrainOutcome:
     version: str | None
     promoted: bool
     reason: str
-    metrics: dict[str, Any] = field(default_factory=dict)
-    durations: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=lambda: dict.fromkeys(("challenger", "champion", "baseline")))
+    durations: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEPS, 0.0))
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -112,7 +113,7 @@ class _Job:
         self.purge = config.model.seq_len + config.model.horizon
         self.progress, self.should_stop = progress, should_stop
         self.registry = Registry(config.models_dir)
-        self.durations: dict[str, float] = {}
+        self.durations: dict[str, float] = dict.fromkeys(STEPS, 0.0)
         self.data_end_ts: int | None = None
 
     # -- data ----------------------------------------------------------------------------------------
@@ -171,7 +172,13 @@ class _Job:
             log.warning("Champion %s predicts %d candles ahead, the new model %d: compared with the baseline only",
                         version, runner.horizon, self.model.horizon)
             return None
-        return _Champion(runner, int(runner.meta["data"]["trained_until_ts"]))
+        try:
+            trained_until = int(runner.meta["data"]["trained_until_ts"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("Champion %s does not record where its training data ends: compared with the baseline only",
+                        version)
+            return None
+        return _Champion(runner, trained_until)
 
     def eval_start(self, data: _Data, champion: _Champion | None) -> int:
         """Index of the first candle of the evaluation hold-out: the newest `eval_candles`, unseen by the champion."""
@@ -322,7 +329,7 @@ def _run(job: _Job, store: CandleStore, run_id: int) -> TrainOutcome:
     def lap(name: str) -> None:
         nonlocal clock
         now = time.perf_counter()
-        job.durations[name] = round(job.durations.get(name, 0.0) + now - clock, 3)
+        job.durations[name] = round(job.durations[name] + now - clock, 3)
         clock = now
 
     data = job.load(store)

@@ -125,7 +125,8 @@ def test_too_few_candles_unseen_by_the_champion_is_a_rejection_before_training(t
     outcome = run_training(wider, SYMBOL, TIMEFRAME)
     assert not outcome.promoted and outcome.version is None and outcome.status == "rejected"
     assert "evaluation samples on candles unseen by champion v0001" in outcome.reason
-    assert "train" not in outcome.durations
+    assert outcome.durations["train"] == outcome.durations["export"] == 0.0
+    assert outcome.metrics == {"challenger": None, "champion": None, "baseline": None}
     assert [v.version for v in Registry(config.models_dir).versions(SYMBOL, TIMEFRAME)] == ["v0001"]
 
 
@@ -148,16 +149,18 @@ def test_no_store_or_no_candles_is_a_data_error(tmp_path: Path) -> None:
         run_training(config, SYMBOL, TIMEFRAME)
 
 
-def test_gaps_are_reported_and_windows_across_them_skipped(tmp_path: Path) -> None:
+def test_gaps_and_invalid_candles_are_reported_and_windows_across_them_skipped(tmp_path: Path) -> None:
     config = fast_config(tmp_path / "state")
     candles = regime_series(("momentum", 3000)).candles(0, 1999)
+    candles["volume"][1500] = np.inf  # the store keeps infinities: the job must not feed them to the model
     store_candles(config, np.concatenate([candles[:700], candles[712:]]))  # an exchange outage of 12 candles
     with CandleStore(config.db_path) as store:  # the daemon's queue creates and claims the run first
         runs = RetrainRuns(store.conn)
         queued, _ = runs.queue(config.store_exchange, SYMBOL, TIMEFRAME, trigger="policy", reason="win rate")
         assert runs.claim_next().id == queued  # type: ignore[union-attr]
     outcome = run_training(config, SYMBOL, TIMEFRAME, epochs=1, promote="never", run_id=queued)
-    assert outcome.data["gaps"] == 1 and outcome.data["missing_candles"] == 12
+    assert outcome.data["invalid_candles"] == 1  # dropped, which makes one more gap
+    assert outcome.data["gaps"] == 2 and outcome.data["missing_candles"] == 13
     assert outcome.version is not None and not outcome.promoted and "disabled" in outcome.reason
     assert Registry(config.models_dir).promoted(SYMBOL, TIMEFRAME) is None
     assert [(r.id, r.status, r.version) for r in _runs(config)] == [(queued, "rejected", outcome.version)]
