@@ -88,6 +88,8 @@ def _performance_text(perf: Performance, decision: RetrainDecision, promoted: st
         _row("current model", perf.current),
         _row(f"last {perf.window}", perf.rolling),
     ]
+    if perf.by_version:
+        lines.append("  per model version:")
     for name, stats in perf.by_version.items():
         lines.append(_row(f"  {name}", stats))
     lines.append(_row("algorithms' own vote", perf.algorithms, "  (baseline)"))
