@@ -31,7 +31,6 @@ from daemon.signal_store import SignalStore
 from daemon.timeframes import iso
 
 ALGORITHMS_ONLY = "algorithms only"
-_SERIES = "s.exchange = ? AND s.symbol = ? AND s.timeframe = ?"
 _EARLIEST = -(2**62)
 
 
@@ -141,14 +140,30 @@ def _stats(row: tuple[Any, ...]) -> Stats:
     return Stats(int(count or 0), int(correct or 0), float(pnl or 0.0))
 
 
-_TRADES = ("FROM signals s JOIN outcomes o ON o.signal_id = s.id WHERE " + _SERIES +
-           " AND s.action != 'HOLD' AND s.candle_ts >= ?")
+def _total(parts: list[Stats]) -> Stats:
+    return Stats(sum(p.signals for p in parts), sum(p.correct for p in parts), sum(p.pnl_total_pct for p in parts))
 
 
-def _window_stats(conn: sqlite3.Connection, key: tuple[str, str, str], since: int, limit: int) -> Stats:
-    return _stats(conn.execute(
-        f"SELECT COUNT(*), SUM(correct), SUM(pnl_pct) FROM (SELECT o.correct, o.pnl_pct {_TRADES}"
-        " ORDER BY s.candle_ts DESC LIMIT ?)", (*key, since, limit)).fetchone())
+# One pass over the series' signals, per model version. `correct` and `pnl_pct` are NULL for HOLD and
+# for unsettled signals, so COUNT(o.correct) counts exactly the settled trades.
+_PER_VERSION = """
+SELECT s.model_version, MAX(s.candle_ts), SUM(s.action = 'BUY'), SUM(s.action = 'SELL'), SUM(s.action = 'HOLD'),
+       SUM(s.pending),
+       COUNT(o.correct), SUM(o.correct), SUM(o.pnl_pct),
+       COUNT(CASE WHEN s.candle_ts >= :since THEN o.correct END),
+       SUM(CASE WHEN s.candle_ts >= :since THEN o.correct END),
+       SUM(CASE WHEN s.candle_ts >= :since THEN o.pnl_pct END),
+       COUNT(o.algo_correct), SUM(o.algo_correct), SUM(o.algo_pnl_pct)
+FROM signals s LEFT JOIN outcomes o ON o.signal_id = s.id
+WHERE s.exchange = :exchange AND s.symbol = :symbol AND s.timeframe = :timeframe
+GROUP BY s.model_version ORDER BY MIN(s.candle_ts)
+"""
+_NEWEST_TRADES = """
+SELECT COUNT(*), SUM(correct), SUM(pnl_pct) FROM (
+    SELECT o.correct, o.pnl_pct FROM signals s JOIN outcomes o ON o.signal_id = s.id
+    WHERE s.exchange = ? AND s.symbol = ? AND s.timeframe = ? AND s.action != 'HOLD' AND s.candle_ts >= ?
+    ORDER BY s.candle_ts DESC LIMIT ?)
+"""
 
 
 def compute_performance(conn: sqlite3.Connection, exchange: str, symbol: str, timeframe: str, *, window: int,
@@ -160,31 +175,23 @@ def compute_performance(conn: sqlite3.Connection, exchange: str, symbol: str, ti
     candles, last_candle = conn.execute(
         "SELECT COUNT(c.ts), MAX(c.ts) FROM series se JOIN candles c ON c.series_id = se.id"
         " WHERE se.exchange = ? AND se.symbol = ? AND se.timeframe = ?", key).fetchone()
-    actions = dict(conn.execute(f"SELECT action, COUNT(*) FROM signals s WHERE {_SERIES} GROUP BY action",
-                                key).fetchall())
-    pending, last_signal = conn.execute(
-        f"SELECT COALESCE(SUM(pending), 0), MAX(candle_ts) FROM signals s WHERE {_SERIES}", key).fetchone()
-    by_version = {
-        (version or ALGORITHMS_ONLY): _stats(rest) for version, *rest in conn.execute(
-            f"SELECT s.model_version, COUNT(*), SUM(o.correct), SUM(o.pnl_pct) {_TRADES} GROUP BY s.model_version"
-            " ORDER BY MIN(s.candle_ts)", (*key, _EARLIEST)).fetchall()
-    }
-    algorithms = _stats(conn.execute(
-        "SELECT COUNT(*), SUM(o.algo_correct), SUM(o.algo_pnl_pct) FROM signals s JOIN outcomes o"
-        f" ON o.signal_id = s.id WHERE {_SERIES} AND s.algo_action != 'HOLD'", key).fetchone())
+    rows = conn.execute(_PER_VERSION, {"exchange": exchange, "symbol": symbol, "timeframe": timeframe,
+                                       "since": since}).fetchall()
+    by_version = {(row[0] or ALGORITHMS_ONLY): _stats(row[6:9]) for row in rows}
+    actions = {action: sum(int(row[column] or 0) for row in rows) for column, action in ((2, "BUY"), (3, "SELL"),
+                                                                                          (4, "HOLD"))}
     return Performance(
         exchange=exchange, symbol=symbol, timeframe=timeframe, candles=int(candles or 0), last_candle_ts=last_candle,
-        recorded=sum(actions.values()), actions={a: int(actions.get(a, 0)) for a in ("BUY", "SELL", "HOLD")},
-        pending=int(pending), last_signal_ts=last_signal,
-        since_start=_stats(conn.execute(f"SELECT COUNT(*), SUM(o.correct), SUM(o.pnl_pct) {_TRADES}",
-                                        (*key, _EARLIEST)).fetchone()),
+        recorded=sum(actions.values()), actions=actions, pending=sum(int(row[5] or 0) for row in rows),
+        last_signal_ts=max((row[1] for row in rows), default=None),
+        since_start=_total(list(by_version.values())),
         current_version=activation.version if activation else None,
         current_since_ts=activation.market_ts if activation else None,
-        current=_stats(conn.execute(f"SELECT COUNT(*), SUM(o.correct), SUM(o.pnl_pct) {_TRADES}",
-                                    (*key, since)).fetchone()),
+        current=_total([_stats(row[9:12]) for row in rows]),
         current_window=current_window,
-        current_recent=_window_stats(conn, key, since, current_window) if current_window else Stats(),
-        window=window, rolling=_window_stats(conn, key, _EARLIEST, window),
-        by_version=by_version, algorithms=algorithms,
+        current_recent=_stats(conn.execute(_NEWEST_TRADES, (*key, since, current_window)).fetchone())
+        if current_window else Stats(),
+        window=window, rolling=_stats(conn.execute(_NEWEST_TRADES, (*key, _EARLIEST, window)).fetchone()),
+        by_version=by_version, algorithms=_total([_stats(row[12:15]) for row in rows]),
         retrain=RetrainSummary.load(conn, *key),
     )
