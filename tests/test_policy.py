@@ -6,7 +6,7 @@ import random
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -14,6 +14,7 @@ from daemon.config import Config, build_config
 from daemon.retrain_policy import (FIRST_MODEL, PERFORMANCE, PERIODIC, TRAIN_AT_START, PolicyInputs, RetrainDecision,
                                    assess, decide, log_line)
 from daemon.retrain_runs import FAILED, PROMOTED, REJECTED, RetrainRuns
+from tests.conftest import run_ctl
 from tests.test_signals_store import EX, SYM, TF, Market
 
 HOUR = 3_600_000
@@ -239,3 +240,12 @@ def test_the_same_decisions_replayed_at_any_speed(tmp_path: Path, monkeypatch: p
     assert triggers == {PERFORMANCE, FIRST_MODEL, PERIODIC, TRAIN_AT_START}  # the run exercised every rule
     assert any(entry.startswith("cooldown after the rejected") for _, entry in live)
     assert any(entry.startswith("cooldown after the failed") for _, entry in live)
+
+
+def test_a_rolling_window_too_small_to_judge_is_a_config_error(write_config: Callable[..., Path]) -> None:
+    path = write_config({"auto_training": {"win_rate_scope": "rolling", "rolling_window": 19}})
+    result = run_ctl("performance", "BTC/USDT", "--config", str(path))
+    assert result.returncode == 78
+    assert result.stderr.strip().endswith("auto_training: rolling_window (19) must be at least min_signals (20): "
+                                          "a smaller window never holds enough signals to judge")
+    assert build_config({"auto_training": {"rolling_window": 20}}, env={}).auto_training.rolling_window == 20
