@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from models.lstm import DirectionLSTM, ProbabilityModel
-from models.runtime import INPUT_NAME, OUTPUT_NAME, PARITY_FILE, make_session, parity_gap
+from models.runtime import INPUT_NAME, OUTPUT_NAME, PARITY_FILE, make_session, parity_gap, parity_verdict
 
 _NOISY_LOGGERS = ("torch.onnx", "torch._dynamo", "torch.export", "torch.fx", "onnxscript", "onnx_ir")
 
@@ -39,9 +39,7 @@ class ParityReport:
         return self.decisions_match and self.max_abs_diff <= self.tolerance
 
     def describe(self) -> str:
-        return (f"parity check {'passed' if self.ok else 'failed'} on {self.samples} samples: max |onnxruntime - torch| "
-                f"= {self.max_abs_diff:.2e} (tolerance {self.tolerance:.0e}), decisions "
-                f"{'identical' if self.decisions_match else 'differ'}")
+        return parity_verdict(self.samples, self.max_abs_diff, self.decisions_match, self.tolerance)
 
     def as_dict(self) -> dict[str, object]:
         return {"samples": self.samples, "max_abs_diff": self.max_abs_diff, "decisions_match": self.decisions_match,

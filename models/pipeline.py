@@ -27,7 +27,7 @@ from daemon.retrain_runs import FAILED, PROMOTED, REJECTED, RetrainRuns
 from daemon.timeframes import iso, timeframe_ms
 from models import dataset as ds
 from models import evaluation as ev
-from models.export import check_parity, export_onnx
+from models.export import ParityReport, check_parity, export_onnx
 from models.features import FEATURE_NAMES, FEATURE_SET_VERSION, N_FEATURES, WARMUP_CANDLES, compute_features
 from models.registry import Registry, Staging
 from models.runtime import MODEL_FILE, PARITY_FILE, ModelRejected, ModelRunner, sha256_bytes
@@ -220,15 +220,16 @@ class _Job:
         )
         return normaliser, scaled, result
 
-    def export(self, staging: Staging, result: TrainResult, scaled: np.ndarray, samples_from: np.ndarray) -> dict[str, Any]:
-        """model.onnx + parity.npz into the staging folder; returns the meta.json parts about them."""
+    def export(self, staging: Staging, result: TrainResult, scaled: np.ndarray,
+               samples_from: np.ndarray) -> tuple[ParityReport, dict[str, Any]]:
+        """model.onnx + parity.npz into the staging folder; returns the check and the meta.json parts about them."""
         onnx_bytes = export_onnx(result.network, self.model.seq_len, N_FEATURES)
         (staging.path / MODEL_FILE).write_bytes(onnx_bytes)
         picks = samples_from[np.linspace(0, len(samples_from) - 1, min(PARITY_SAMPLES, len(samples_from))).astype(int)]
         parity = check_parity(result.network, onnx_bytes, ds.windows(scaled, picks, self.model.seq_len),
                               self.config.promotion.parity_tolerance, save_to=staging.path)
         log.info("%s", parity.describe())
-        return {
+        return parity, {
             "onnx": {"file": MODEL_FILE, "sha256": sha256_bytes(onnx_bytes), "bytes": len(onnx_bytes),
                      "input": {"name": "x", "shape": ["batch", self.model.seq_len, N_FEATURES], "type": "float32"},
                      "output": {"name": "probability", "shape": ["batch"]}, "exporter": "torch.onnx.export(dynamo=True)"},
@@ -358,36 +359,19 @@ def _run(job: _Job, store: CandleStore, run_id: int) -> TrainOutcome:
 
     normaliser, scaled, result = job.fit(data, split)
     lap("train")
-    seq, horizon = job.model.seq_len, job.model.horizon
-    trained_until = data.ts(int(split.validation[-1]) + horizon)
     outcome.training = {
         "epochs": job.training.epochs, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
         "stopped_early": result.stopped_early, "validation_accuracy": result.best_val_accuracy, "device": result.device,
         "train_samples": int(len(split.train)), "validation_samples": int(len(split.validation)),
     }
-    meta: dict[str, Any] = {
-        "format": 1, "symbol": symbol, "timeframe": job.timeframe, "exchange": config.store_exchange,
-        "created_at": iso(int(time.time() * 1000)), "feature_set_version": FEATURE_SET_VERSION,
-        "feature_names": list(FEATURE_NAMES), "warmup_candles": WARMUP_CANDLES, "seq_len": seq, "horizon": horizon,
-        "step_ms": data.step_ms, "normaliser": normaliser.to_dict(),
-        "hyperparameters": {**job.model.model_dump(), **job.training.model_dump(exclude={"min_candles", "nice"})},
-        "training": {**outcome.training, "history": [asdict(h) for h in result.history]},
-        "data": {**data.info, "trained_until_ts": trained_until, "trained_until": iso(trained_until),
-                 "purge_candles": job.purge,
-                 "train": {"samples": int(len(split.train)), "first": iso(data.ts(int(split.train[0]) - seq + 1)),
-                           "last": iso(data.ts(int(split.train[-1]) + horizon))},
-                 "validation": {"samples": int(len(split.validation)),
-                                "first": iso(data.ts(int(split.validation[0]) - seq + 1)), "last": iso(trained_until)}},
-        "software": _software(),
-    }
+    meta = _base_meta(job, data, split, normaliser, result, outcome.training)
 
     with job.registry.stage(symbol, job.timeframe) as staging:
-        meta.update(job.export(staging, result, scaled, np.concatenate([split.validation, eval_ends])))
+        parity, exported = job.export(staging, result, scaled, np.concatenate([split.validation, eval_ends]))
+        meta.update(exported)
         lap("export")
-        if not meta["parity"]["ok"]:
-            return _rejected(outcome, job, f"parity check failed: max |onnxruntime - torch| = "
-                                           f"{meta['parity']['max_abs_diff']:.2e}, decisions "
-                                           f"{'identical' if meta['parity']['decisions_match'] else 'differ'}")
+        if not parity.ok:
+            return _rejected(outcome, job, parity.describe())
         staging.write_meta({**meta, "version": "candidate"})
         try:
             challenger = ModelRunner.load(staging.path)
@@ -412,6 +396,32 @@ def _run(job: _Job, store: CandleStore, run_id: int) -> TrainOutcome:
     outcome.version, outcome.promoted, outcome.reason = version, decision.promote, decision.reason
     outcome.metrics, outcome.durations = metrics, job.durations
     return outcome
+
+
+def _base_meta(job: _Job, data: _Data, split: ds.Split, normaliser: ds.Normaliser, result: TrainResult,
+               training: dict[str, Any]) -> dict[str, Any]:
+    """meta.json before export and evaluation add their parts: what the model is and what it learnt from."""
+    seq, horizon = job.model.seq_len, job.model.horizon
+
+    def first_used(ends: np.ndarray) -> str | None:
+        return iso(data.ts(int(ends[0]) - seq + 1))
+
+    trained_until = data.ts(int(split.validation[-1]) + horizon)
+    return {
+        "format": 1, "symbol": job.symbol, "timeframe": job.timeframe, "exchange": job.config.store_exchange,
+        "created_at": iso(int(time.time() * 1000)), "feature_set_version": FEATURE_SET_VERSION,
+        "feature_names": list(FEATURE_NAMES), "warmup_candles": WARMUP_CANDLES, "seq_len": seq, "horizon": horizon,
+        "step_ms": data.step_ms, "normaliser": normaliser.to_dict(),
+        "hyperparameters": {**job.model.model_dump(), **job.training.model_dump(exclude={"min_candles", "nice"})},
+        "training": {**training, "history": [asdict(h) for h in result.history]},
+        "data": {**data.info, "trained_until_ts": trained_until, "trained_until": iso(trained_until),
+                 "purge_candles": job.purge,
+                 "train": {"samples": int(len(split.train)), "first": first_used(split.train),
+                           "last": iso(data.ts(int(split.train[-1]) + horizon))},
+                 "validation": {"samples": int(len(split.validation)), "first": first_used(split.validation),
+                                "last": iso(trained_until)}},
+        "software": _software(),
+    }
 
 
 def _rejected(outcome: TrainOutcome, job: _Job, reason: str) -> TrainOutcome:

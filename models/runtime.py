@@ -75,6 +75,13 @@ def parity_gap(actual: np.ndarray, expected: np.ndarray) -> tuple[float, bool]:
     return float(np.max(np.abs(actual - expected), initial=0.0)), bool(np.array_equal(actual > 0.5, expected > 0.5))
 
 
+def parity_verdict(samples: int, gap: float, same_decisions: bool, tolerance: float) -> str:
+    """The one-line result of a parity check, as logged at export and given as the reason of a refusal."""
+    ok = gap <= tolerance and same_decisions
+    return (f"parity check {'passed' if ok else 'failed'} on {samples} samples: max |onnxruntime - torch| = "
+            f"{gap:.2e} (tolerance {tolerance:.0e}), decisions {'identical' if same_decisions else 'differ'}")
+
+
 def _read_meta(version_dir: Path) -> dict[str, Any]:
     try:
         meta = json.loads((version_dir / META_FILE).read_text(encoding="utf-8"))
@@ -178,8 +185,7 @@ class ModelRunner:
             raise ModelRejected("model outputs non-finite probabilities (NaN weights?)")
         gap, same_decisions = parity_gap(actual, expected)
         if gap > tolerance or not same_decisions:
-            raise ModelRejected(f"parity check failed: max |onnxruntime - torch| = {gap:.2e} (tolerance {tolerance:.0e}), "
-                                f"decisions {'identical' if same_decisions else 'differ'}")
+            raise ModelRejected(parity_verdict(len(inputs), gap, same_decisions, tolerance))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         outputs = [self.session.run(None, {self.input_name: x[i:i + _BATCH]})[0] for i in range(0, len(x), _BATCH)]

@@ -183,6 +183,6 @@ def test_a_candidate_failing_the_parity_check_is_rejected_with_the_reason(tmp_pa
     store_candles(config, regime_series(("momentum", 3000)).candles(0, 1999))
     outcome = run_training(config, SYMBOL, TIMEFRAME, epochs=1)
     assert not outcome.promoted and outcome.version is None and outcome.status == "rejected"
-    assert outcome.reason.startswith("parity check failed: max |onnxruntime - torch| = ")
+    assert outcome.reason.startswith("parity check failed on 64 samples: max |onnxruntime - torch| = ")
     assert Registry(config.models_dir).versions(SYMBOL, TIMEFRAME) == []
     assert _runs(config)[0].status == "rejected"
