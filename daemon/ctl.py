@@ -13,6 +13,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from daemon.commands import data as data_commands
+from daemon.commands import live as live_commands
 from daemon.commands import model as model_commands
 from daemon.commands import performance as performance_commands
 from daemon.config import load_config
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log progress (-v) or debug detail (-vv) to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     commands.required = True
-    for area in (data_commands, model_commands, performance_commands):
+    for area in (data_commands, model_commands, performance_commands, live_commands):
         area.register(commands, common_options())
     return parser
 

@@ -132,10 +132,16 @@ class CandleRing:
         """(head, last open time) without copying records."""
         return int(self._header["head"]), int(self._header["last_ts"])
 
-    def read_latest(self, count: int, *, retries: int = 1000) -> np.ndarray:
-        """The newest min(count, available) candles, oldest first, consistent under concurrent writes."""
+    def read_latest(self, count: int, *, budget_s: float = 2.0) -> np.ndarray:
+        """The newest min(count, available) candles, oldest first, consistent under concurrent writes.
+
+        Retries while the writer is mid-write (backing off from spinning to short sleeps); raises
+        TornRead only if the writer kept the ring busy for the whole `budget_s`.
+        """
         count = min(count, self.capacity)
-        for attempt in range(retries):
+        deadline = None
+        attempt = 0
+        while True:
             before = int(self._header["sequence"])
             if before % 2 == 0:
                 head = int(self._header["head"])
@@ -144,9 +150,12 @@ class CandleRing:
                 copy = self._records[slots].copy()
                 if int(self._header["sequence"]) == before:
                     return copy[copy["ts"] > 0] if available else copy
-            if attempt > 10:
-                time.sleep(0.0001)
-        raise TornRead(f"{self.path}: writer busy for {retries} attempts")
+            attempt += 1
+            if attempt > 20:
+                deadline = deadline or time.monotonic() + budget_s
+                if time.monotonic() > deadline:
+                    raise TornRead(f"{self.path}: writer kept the ring busy for {budget_s:.1f} s")
+                time.sleep(0.00005 * min(attempt - 20, 20))
 
     def close(self) -> None:
         memory = getattr(self._memory, "_mmap", None)

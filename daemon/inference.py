@@ -1,0 +1,264 @@
+"""The inference process: one signal per closed candle, outcomes settled, the retrain policy consulted.
+
+It never imports torch: the model runs on ONNX Runtime (models.runtime), features and algorithms on
+numpy. For every closed candle of every symbol, in order: the window of recent candles from the
+shared-memory ring (the store when the ring cannot cover it), the promoted model's probability (when
+one is loaded and has the history it needs) plus the rule-based algorithms -> one signal, recorded
+in the store (exactly once per candle: the store refuses a second one) and published. Then earlier
+signals whose outcome candle has arrived are settled, and the retrain policy decides whether to
+queue a retrain. Candle hints wake the loop; the ring heads are also checked every tick, so a lost
+hint only delays a signal. After a restart, every candle after the last recorded signal is processed
+first. Models are hot-swapped between candles (daemon.model_slot).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+
+from daemon.algorithms import REQUIRED_CANDLES
+from daemon.candle_store import CandleStore
+from daemon.candles import empty
+from daemon.child import Child, run_child
+from daemon.model_slot import ModelSlot
+from daemon.retrain_policy import assess, log_line
+from daemon.retrain_runs import RetrainRuns
+from daemon.signal_start import SignalStart
+from daemon.signal_store import SignalStore
+from daemon.signals import compute_signal
+from daemon.timeframes import iso, timeframe_ms
+from ipc import messages
+from ipc.ring import CandleRing, RingError, ring_path
+from models.registry import Registry, RegistryError
+from models.runtime import NotEnoughHistory
+
+TICK_S = 0.5
+
+
+class SymbolWorker:
+    """Signals of one symbol: the ring, the model slot, and the newest candle already signalled."""
+
+    def __init__(self, inference: "Inference", symbol: str) -> None:
+        self.inference = inference
+        self.symbol = symbol
+        self.ring = CandleRing.attach(ring_path(inference.config.runtime_dir, symbol, inference.timeframe))
+        self.slot = ModelSlot(inference.registry, symbol, inference.timeframe, threads=inference.config.inference.threads,
+                              loader=inference.loader)
+        self.last_signal_ts: int | None = None
+        self.ring_head_seen = -1
+
+    @property
+    def history_needed(self) -> int:
+        runner = self.slot.runner
+        return max(REQUIRED_CANDLES, runner.required_candles if runner is not None else 0)
+
+
+class Inference:
+    def __init__(self, child: Child) -> None:
+        self.child = child
+        self.config = child.config
+        self.timeframe = self.config.market.timeframe
+        self.step = timeframe_ms(self.timeframe)
+        self.exchange = self.config.store_exchange
+        self.store = CandleStore(self.config.db_path)
+        self.signals = SignalStore(self.store.conn)
+        self.runs = RetrainRuns(self.store.conn)
+        self.registry = Registry(self.config.models_dir)
+        self.signal_start = SignalStart(self.config.state_dir)
+        self.loader = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+        self.workers = {symbol: SymbolWorker(self, symbol) for symbol in self.config.market.symbols}
+        self.events = child.subscribe(messages.CANDLE, messages.MODEL_PROMOTED)
+        self.next_model_check = 0.0
+
+    # -- models ----------------------------------------------------------------------------------------
+
+    def _activated(self, worker: SymbolWorker, version: str | None, market_ts: int) -> None:
+        self.signals.record_activation(self.exchange, worker.symbol, self.timeframe, version, market_ts)
+
+    def _swap_models(self) -> None:
+        for worker in self.workers.values():
+            previous = worker.slot.version
+            result = worker.slot.take_swap()
+            if result is None:
+                continue
+            if result.error is not None:
+                self.child.log.error("refused model %s for %s: %s; keeping %s", result.version, worker.symbol,
+                                     result.error, previous or "algorithms only")
+                self.child.publish(messages.MODEL_REJECTED, symbol=worker.symbol, timeframe=self.timeframe,
+                                   version=result.version, reason=result.error, serving=previous)
+                continue
+            next_candle = (worker.last_signal_ts + self.step) if worker.last_signal_ts is not None else 0
+            self._activated(worker, result.version, next_candle)
+            self.child.log.info("Hot-swapped %s model %s -> %s (from candle %s on)", worker.symbol,
+                                previous or "none", result.version or "none", iso(next_candle))
+            self.child.publish(messages.MODEL_SWAPPED, symbol=worker.symbol, timeframe=self.timeframe,
+                               version=result.version, previous=previous, from_ts=next_candle)
+
+    def _check_models(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self.next_model_check:
+            return
+        self.next_model_check = now + self.config.inference.model_check_interval
+        for worker in self.workers.values():
+            worker.slot.check()
+
+    # -- signals ---------------------------------------------------------------------------------------
+
+    def _window_source(self, worker: SymbolWorker, after_ts: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(history window, new candles to signal): from the ring, or the store when the ring falls short."""
+        try:
+            window = worker.ring.read_latest(worker.ring.capacity)
+        except RingError as exc:
+            self.child.log.warning("ring of %s unreadable (%s); reading the store", worker.symbol, exc)
+            window = empty()
+        start = after_ts if after_ts is not None else -1
+        new_from = int(np.searchsorted(window["ts"], start, side="right")) if len(window) else 0
+        ring_covers = len(window) and new_from < len(window) and \
+            (after_ts is None or int(window["ts"][0]) <= after_ts) and new_from >= worker.history_needed - 1
+        if ring_covers:
+            return window, window[new_from:]
+        if after_ts is None:
+            return window[:0], window[:0]
+        newest = self.store.summary(self.exchange, worker.symbol, self.timeframe).last_ts
+        if newest is None or newest <= after_ts:
+            return window[:0], window[:0]
+        history = self.store.latest(self.exchange, worker.symbol, self.timeframe, worker.history_needed, end_ms=after_ts)
+        fresh = self.store.window(self.exchange, worker.symbol, self.timeframe, start_ms=after_ts + 1)
+        return np.concatenate([history, fresh]), fresh
+
+    def _model_probability(self, worker: SymbolWorker, window: np.ndarray) -> tuple[float | None, str | None]:
+        runner = worker.slot.runner
+        if runner is None:
+            return None, None
+        try:
+            return runner.predict(window), runner.version
+        except NotEnoughHistory as exc:
+            self.child.log.debug("%s: model skipped for this candle: %s", worker.symbol, exc)
+            return None, None
+
+    def _resume_point(self, worker: SymbolWorker) -> int | None:
+        """The newest candle already signalled, or where live signals begin for this symbol."""
+        last = self.signals.last_signal_ts(self.exchange, worker.symbol, self.timeframe)
+        if last is not None:
+            return last
+        newest = self.store.summary(self.exchange, worker.symbol, self.timeframe).last_ts
+        return self.signal_start.after(f"{self.exchange}|{worker.symbol}|{self.timeframe}", newest)
+
+    def process(self, worker: SymbolWorker) -> int:
+        """Signal every candle newer than the last signal; returns how many signals were made."""
+        if worker.last_signal_ts is None:
+            worker.last_signal_ts = self._resume_point(worker)
+        window, fresh = self._window_source(worker, worker.last_signal_ts)
+        if len(fresh) == 0:
+            return 0
+        offset = len(window) - len(fresh)
+        made = 0
+        for index in range(len(fresh)):
+            end = offset + index + 1
+            history = window[max(0, end - worker.history_needed):end]
+            probability, version = self._model_probability(worker, history)
+            signal = compute_signal(history, model_probability=probability, model_version=version,
+                                    config=self.config.signals)
+            if self.signals.record(self.exchange, worker.symbol, self.timeframe, signal):
+                made += 1
+                self.child.publish(messages.SIGNAL, symbol=worker.symbol, timeframe=self.timeframe,
+                                   **signal.as_dict())
+            worker.last_signal_ts = int(fresh["ts"][index])
+        self._settle_and_decide(worker)
+        return made
+
+    def _has_model(self, worker: SymbolWorker) -> bool:
+        try:
+            return self.registry.promoted(worker.symbol, self.timeframe) is not None
+        except RegistryError:
+            return worker.slot.version is not None
+
+    def _settle_and_decide(self, worker: SymbolWorker) -> None:
+        settled = self.signals.settle(self.exchange, worker.symbol, self.timeframe, horizon=self.config.model.horizon,
+                                      fee_bps=self.config.signals.fee_bps)
+        for outcome in settled:
+            self.child.publish(messages.OUTCOME, symbol=worker.symbol, timeframe=self.timeframe, **outcome.as_dict())
+        if worker.last_signal_ts is None:
+            return
+        _, decision = assess(self.store.conn, self.config, self.exchange, worker.symbol, self.timeframe,
+                             has_model=self._has_model(worker), market_now_ms=worker.last_signal_ts)
+        if not decision.retrain:
+            return
+        run_id, queued = self.runs.queue(self.exchange, worker.symbol, self.timeframe, trigger=str(decision.trigger),
+                                         reason=decision.reason, requested_market_ts=worker.last_signal_ts)
+        if queued:
+            self.child.log.info("%s", log_line(decision, worker.symbol))
+            self.child.publish(messages.RETRAIN_QUEUED, symbol=worker.symbol, timeframe=self.timeframe, run_id=run_id,
+                               trigger=decision.trigger, reason=decision.reason)
+
+    # -- start-up and loop -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for worker in self.workers.values():
+            worker.last_signal_ts = self._resume_point(worker)
+            result = worker.slot.load_now()
+            if result is not None and result.error is not None:
+                self.child.log.error("promoted model %s of %s refused at start: %s; running on algorithms only",
+                                     result.version, worker.symbol, result.error)
+                self.child.publish(messages.MODEL_REJECTED, symbol=worker.symbol, timeframe=self.timeframe,
+                                   version=result.version, reason=result.error, serving=None)
+            current = self.signals.current_activation(self.exchange, worker.symbol, self.timeframe)
+            if (current.version if current is not None else None) != worker.slot.version:
+                from_ts = (worker.last_signal_ts + self.step) if worker.last_signal_ts is not None else 0
+                self._activated(worker, worker.slot.version, from_ts)
+            caught_up = self.process(worker)
+            if caught_up:
+                self.child.log.info("caught up %s: %d signals for candles closed while inference was down",
+                                    worker.symbol, caught_up)
+        self.next_model_check = time.monotonic() + self.config.inference.model_check_interval
+
+    def _report(self, force: bool = False) -> None:
+        self.child.report(force=force, models={w.symbol: w.slot.version for w in self.workers.values()},
+                          last_signal={w.symbol: iso(w.last_signal_ts) for w in self.workers.values()})
+
+    def run(self) -> int:
+        self.start()
+        self.child.report("ready", force=True)
+        self._report(force=True)
+        while not self.child.stopping:
+            woke = self.events.sock.poll(int(TICK_S * 1000))
+            hinted: set[str] = set()
+            if woke:
+                for topic, payload in self.events.drain():
+                    if topic == messages.MODEL_PROMOTED:
+                        self._check_models(force=True)
+                    elif topic == messages.CANDLE and payload.get("symbol") in self.workers:
+                        hinted.add(str(payload["symbol"]))
+            self._swap_models()
+            for worker in self.workers.values():
+                head, _ = worker.ring.state()
+                if worker.symbol in hinted or head != worker.ring_head_seen:
+                    worker.ring_head_seen = head
+                    self.process(worker)
+            self._check_models()
+            self._report()
+        return 0
+
+    def close(self) -> None:
+        self.loader.shutdown(wait=False, cancel_futures=True)
+        self.store.close()
+
+
+def _body(child: Child) -> int:
+    inference = Inference(child)
+    try:
+        return inference.run()
+    finally:
+        inference.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_child("inference", _body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""`autoretraind`: the supervisor (systemd Type=notify) of the ingest, inference and trainer processes.
+
+Start-up: validate the configuration (exit 78), take an exclusive lock on the state directory (a
+second daemon on the same state refuses), clear stale runtime files, create the candle rings, bind
+the event bus and the control socket, then start ingest, inference and trainer in that order, each
+once the previous one reports ready. `READY=1` goes to systemd when all three are ready.
+
+Running: forward bus events, answer the control socket, restart a dead child with exponential
+backoff, give up (exit non-zero, so systemd's own restart logic takes over) when a child keeps
+failing, ping the watchdog only while every child is alive and reporting, log a heartbeat per symbol.
+
+SIGTERM/SIGINT: `STOPPING=1`, stop the children in order, reap them all, remove the sockets and
+rings, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import IO, Sequence
+
+import zmq
+
+from daemon import sd_notify
+from daemon.child import RESOLVED_CONFIG_NAME, write_resolved_config
+from daemon.children import Children, GiveUp
+from daemon.config import Config, load_config
+from daemon.control_commands import ControlCommands
+from daemon.errors import EX_CONFIG, EX_TEMPFAIL, AutoretrainError, ConfigError
+from daemon.logsetup import log_uncaught, setup_logging
+from daemon.status import StatusBoard
+from ipc import messages
+from ipc.bus import EventBus
+from ipc.control import ControlServer
+from ipc.ring import CandleRing, ring_path
+
+CHILDREN = ("ingest", "inference", "trainer")
+LOCK_NAME = "autoretraind.lock"
+POLL_MS = 100
+STALE_REPORT_S = 10.0
+
+
+class AlreadyRunning(AutoretrainError):
+    exit_code = EX_TEMPFAIL
+
+
+def lock_state_dir(state_dir: Path) -> IO[str]:
+    """An exclusive, non-blocking flock on the state directory's lock file, held for the daemon's life."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(state_dir / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise AlreadyRunning(f"another autoretraind (pid {holder}) is already running on state directory "
+                             f"{state_dir}") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def runtime_files(config: Config) -> list[Path]:
+    """Every file the daemon creates in the runtime directory (removed at start and at stop)."""
+    runtime = config.runtime_dir
+    rings = [ring_path(runtime, symbol, config.market.timeframe) for symbol in config.market.symbols]
+    sockets = [runtime / "bus-in.sock", runtime / "bus-out.sock"]
+    control = config.control_endpoint
+    if control.startswith("ipc://"):
+        sockets.append(Path(control[len("ipc://"):]))
+    return [*rings, *sockets, runtime / RESOLVED_CONFIG_NAME]
+
+
+def clear_stale_runtime(config: Config) -> None:
+    runtime = config.runtime_dir
+    for path in [*runtime_files(config), *runtime.glob("ring-*.bin"), *runtime.glob("*.tmp")]:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class Supervisor:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.log = setup_logging("supervisor", config.logging.level, config.logging.file)
+        log_uncaught(self.log)
+        self.stopping = False
+        self.started_at = time.time()
+        self.lock = lock_state_dir(config.state_dir)
+        os.chmod(config.state_dir, 0o750)
+        config.runtime_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(config.runtime_dir, 0o750)
+        clear_stale_runtime(config)
+        self.rings = [CandleRing.create(ring_path(config.runtime_dir, symbol, config.market.timeframe),
+                                        config.ingest.ring_capacity) for symbol in config.market.symbols]
+        self.config_json = write_resolved_config(config, config.runtime_dir)
+        self.context = zmq.Context()
+        self.bus = EventBus(self.context, config.runtime_dir)
+        self.children = Children(CHILDREN, self.config_json, config.supervisor)
+        self.board = StatusBoard(config, self.children, started_at=self.started_at)
+        self.commands = ControlCommands(config, self.board, publish=self.publish)
+        self.control = ControlServer(self.context, config.control_endpoint, self.commands.handle,
+                                     max_request_bytes=config.control.max_request_bytes)
+        self.ready_notified = False
+        self.last_status_line = ""
+        self.next_heartbeat = time.monotonic() + config.heartbeat_interval
+        self.watchdog_every = sd_notify.watchdog_interval()
+        self.next_watchdog = time.monotonic()
+
+    def publish(self, topic: str, **payload: object) -> None:
+        """Events that originate in the supervisor (promotions from the control socket) go straight out."""
+        self.bus.backend.send_multipart(messages.encode(topic, dict(payload), "supervisor"))
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    # -- the loop --------------------------------------------------------------------------------------
+
+    def _start_next_child(self) -> None:
+        """Initial start-up: each child once the previous one is ready."""
+        for name in CHILDREN:
+            child = self.children.table[name]
+            if child.process is None and child.next_start is None and not child.ready and child.restarts == 0 \
+                    and child.started_at is None:
+                self.children.spawn(child)
+                return
+            if not child.ready:
+                return
+
+    def _handle_events(self) -> None:
+        for topic, payload in self.bus.forward_events():
+            if topic == messages.PROCESS:
+                self.children.on_report(str(payload.get("name")), str(payload.get("state")),
+                                        dict(payload.get("detail") or {}), payload.get("pid"))
+            self.board.on_event(topic, payload)
+
+    def _notify_state(self) -> None:
+        if not self.ready_notified and self.children.all_ready():
+            self.ready_notified = True
+            self.log.info("autoretraind ready: %s", ", ".join(
+                f"{c.name} pid {c.pid}" for c in self.children.table.values()))
+            sd_notify.notify("READY=1", f"STATUS={self.board.summary_line()}")
+        line = self.board.summary_line()
+        if line != self.last_status_line:
+            self.last_status_line = line
+            sd_notify.notify(f"STATUS={line}")
+        if self.watchdog_every and time.monotonic() >= self.next_watchdog:
+            if self._children_healthy():
+                sd_notify.notify("WATCHDOG=1")
+            self.next_watchdog = time.monotonic() + self.watchdog_every
+
+    def _children_healthy(self) -> bool:
+        now = time.monotonic()
+        return all(c.alive and c.last_report is not None and now - c.last_report < STALE_REPORT_S
+                   for c in self.children.table.values())
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() < self.next_heartbeat:
+            return
+        self.next_heartbeat = time.monotonic() + self.config.heartbeat_interval
+        for line in self.board.heartbeat_lines():
+            self.log.info("%s", line)
+
+    def _check_start_deadline(self) -> None:
+        if not self.ready_notified and time.time() - self.started_at > self.config.supervisor.ready_timeout:
+            waiting = [c.name for c in self.children.table.values() if not c.ready]
+            raise GiveUp(f"not ready after {self.config.supervisor.ready_timeout:.0f} s (waiting for "
+                         f"{', '.join(waiting)})")
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        poller = zmq.Poller()
+        poller.register(self.bus.frontend, zmq.POLLIN)
+        poller.register(self.bus.backend, zmq.POLLIN)
+        poller.register(self.control.sock, zmq.POLLIN)
+        self.log.info("autoretraind starting: state %s, runtime %s, symbols %s %s, source %s",
+                      self.config.state_dir, self.config.runtime_dir, ", ".join(self.config.market.symbols),
+                      self.config.market.timeframe, self.config.market.source)
+        code = 0
+        try:
+            while not self.stopping:
+                if not self.ready_notified:
+                    self._start_next_child()
+                ready = dict(poller.poll(POLL_MS))
+                if self.bus.frontend in ready:
+                    self._handle_events()
+                if self.bus.backend in ready:
+                    self.bus.forward_subscriptions()
+                if self.control.sock in ready:
+                    self.control.handle_pending()
+                self.children.reap(stopping=False)
+                self.children.start_due()
+                self._notify_state()
+                self._heartbeat()
+                self._check_start_deadline()
+        except GiveUp as exc:
+            self.log.error("%s", exc)
+            code = exc.exit_code
+        finally:
+            self.shutdown()
+        return code
+
+    def shutdown(self) -> None:
+        sd_notify.notify("STOPPING=1", "STATUS=stopping")
+        self.log.info("stopping children")
+        self.children.stop_all(self.config.supervisor.stop_timeout)
+        self.board.close()
+        self.control.close()
+        self.bus.close()
+        self.context.destroy(linger=0)
+        for ring in self.rings:
+            ring.close()
+        for path in runtime_files(self.config):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        self.lock.close()  # the lock file itself stays: unlinking it would race with a starting daemon
+        self.log.info("autoretraind stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="autoretraind", description="Run the autoretrain daemon in the foreground.")
+    parser.add_argument("--config", default=None, metavar="PATH",
+                        help="configuration file (default: $AUTORETRAIN_CONFIG, then ./config.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"autoretraind: error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    try:
+        supervisor = Supervisor(config)
+    except AutoretrainError as exc:
+        print(f"autoretraind: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
