@@ -3,9 +3,10 @@
 A real version folder is produced by the training pipeline (a short job on the simulated market), so
 onnxruntime runs exactly what the daemon loads: the exported graph with 1 intra-op thread and no
 spinning. Torch eager runs the same architecture (same shapes, same work per call) with the same
-number of threads (`--threads`, default 1 as in the inference process). Reported: p50/p99/mean latency per call at batch 1 and 64, the full
-`predict(candles)` path (features + normalisation + onnxruntime), and the memory (RSS) and import
-time of a fresh process that loads the runtime vs one that imports torch.
+number of threads (`--threads`, default 1 as in the inference process). Reported: p50/p99/mean
+latency per call at batch 1 and 64, the full `predict(candles)` path (features + normalisation +
+onnxruntime), and the memory (RSS) and import time of a fresh process that loads the runtime vs one
+that imports torch.
 
     .venv/bin/python bench/inference.py
 """
@@ -132,7 +133,12 @@ def main() -> int:
 
             ort = _latency(lambda x=x: runner.predict_windows(x), iterations)
             eager_stats = _latency(eager, iterations)
-            latency[f"batch_{batch}"] = {"onnxruntime": ort, "torch_eager": eager_stats,
+            # LSTM multiply-adds per call: 4 gates x hidden x (features + hidden) per step, sample and layer
+            hidden = meta["hidden_size"]
+            flops = 2 * batch * runner.seq_len * 4 * hidden * (28 + hidden) * meta["num_layers"]
+            for stats in (ort, eager_stats):
+                stats["gflop_per_s"] = round(flops / (stats["p50_us"] * 1000), 1)
+            latency[f"batch_{batch}"] = {"onnxruntime": ort, "torch_eager": eager_stats, "lstm_mflop": flops / 1e6,
                                          "ort_p50_over_torch_p50": round(ort["p50_us"] / eager_stats["p50_us"], 3)}
         candles = _series().candles(3000, 3000 + runner.required_candles - 1)
         latency["predict_from_candles"] = _latency(lambda: runner.predict(candles), max(50, args.iterations // 4))

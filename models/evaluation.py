@@ -108,7 +108,8 @@ def decide(challenger: dict[str, Any], champion: dict[str, Any] | None, baseline
             if not other["mcnemar_p"] < significance_level:
                 problems.append(f"McNemar p = {other['mcnemar_p']:.3g} is not below {significance_level:g}")
     if champion is not None:
-        bar = f"champion {champion.get('version', '')} {_pct(champion['accuracy'])} and baseline {_pct(baseline['accuracy'])}"
+        bar = (f"champion {champion.get('version', '')} {_pct(champion['accuracy'])} "
+               f"and baseline {_pct(baseline['accuracy'])}")
     else:
         bar = f"baseline {_pct(baseline['accuracy'])} (no champion)"
     verdict = "; ".join(problems) if problems else f"accuracy {_pct(new)} beats {bar}"

@@ -378,7 +378,8 @@ def _run(job: _Job, store: CandleStore, run_id: int) -> TrainOutcome:
         except ModelRejected as exc:
             return _rejected(outcome, job, f"exported model refused at load: {exc.reason}")
         metrics = job.evaluate(data, eval_ends, challenger, scaled, champion)
-        decision = ev.decide(metrics["challenger"], metrics["champion"], metrics["baseline"], mode=job.promote_mode,  # type: ignore[arg-type]
+        decision = ev.decide(metrics["challenger"], metrics["champion"], metrics["baseline"],
+                             mode=job.promote_mode,  # type: ignore[arg-type]
                              min_improvement=config.promotion.min_improvement,
                              require_significance=config.promotion.require_significance,
                              significance_level=config.promotion.significance_level)

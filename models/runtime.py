@@ -113,7 +113,8 @@ def _check_schema(session: ort.InferenceSession, seq_len: int) -> None:
     spec = inputs[0]
     dims = list(spec.shape)
     if spec.type != "tensor(float)" or len(dims) != 3 or dims[1:] != [seq_len, N_FEATURES] or isinstance(dims[0], int):
-        raise ModelRejected(f"input {spec.name} is {spec.type} {dims}; expected tensor(float) [batch, {seq_len}, {N_FEATURES}]")
+        raise ModelRejected(f"input {spec.name} is {spec.type} {dims}; "
+                            f"expected tensor(float) [batch, {seq_len}, {N_FEATURES}]")
 
 
 class ModelRunner:
@@ -138,7 +139,8 @@ class ModelRunner:
         version_dir = Path(version_dir)
         meta = _read_meta(version_dir)
         try:
-            if meta.get("feature_set_version") != FEATURE_SET_VERSION or tuple(meta.get("feature_names", ())) != FEATURE_NAMES:
+            names = tuple(meta.get("feature_names", ()))
+            if meta.get("feature_set_version") != FEATURE_SET_VERSION or names != FEATURE_NAMES:
                 raise ModelRejected(f"made for feature set {meta.get('feature_set_version')!r}, this code computes "
                                     f"{FEATURE_SET_VERSION!r}")
             seq_len = int(meta["seq_len"])
@@ -162,7 +164,8 @@ class ModelRunner:
         try:
             session = make_session(model_bytes, threads)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad graph
-            raise ModelRejected(f"onnxruntime cannot load {MODEL_FILE}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelRejected(f"onnxruntime cannot load {MODEL_FILE}: {detail}") from None
         _check_schema(session, seq_len)
         runner = cls(version_dir, meta, session, normaliser)
         runner._check_parity(tolerance)
@@ -175,7 +178,7 @@ class ModelRunner:
                 inputs, expected = stored["x"], stored["probability"]
         except (OSError, KeyError, ValueError) as exc:
             raise ModelRejected(f"parity samples unreadable: {exc}") from None
-        if inputs.ndim != 3 or inputs.shape[1:] != (self.seq_len, N_FEATURES) or len(inputs) != len(expected) or len(inputs) == 0:
+        if inputs.ndim != 3 or inputs.shape[1:] != (self.seq_len, N_FEATURES) or not 0 < len(inputs) == len(expected):
             raise ModelRejected(f"parity samples have shape {inputs.shape}, expected (n, {self.seq_len}, {N_FEATURES})")
         try:
             actual = self._run(inputs.astype(np.float32))

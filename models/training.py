@@ -115,7 +115,8 @@ def train_network(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y
         else:
             since_best += 1
             if since_best >= training.patience:
-                log.info("Early stopping after epoch %d: no better validation accuracy for %d epochs (best %.1f%% at epoch %d)",
+                log.info("Early stopping after epoch %d: no better validation accuracy for %d epochs "
+                         "(best %.1f%% at epoch %d)",
                          epoch, training.patience, 100 * best_accuracy, best_epoch)
                 break
     network.load_state_dict(best_state)

@@ -81,7 +81,8 @@ def test_significance_is_checked_against_the_model_being_replaced() -> None:
     decision = ev.decide(_m(0.6), _m(0.5, p=0.01, version="v0001"), _m(0.5, p=0.9), mode="auto",
                          **{**RULE, "require_significance": True})  # type: ignore[arg-type]
     assert decision.promote
-    decision = ev.decide(_m(0.6), None, _m(0.5, p=0.2), mode="auto", **{**RULE, "require_significance": True})  # type: ignore[arg-type]
+    decision = ev.decide(_m(0.6), None, _m(0.5, p=0.2), mode="auto",
+                         **{**RULE, "require_significance": True})  # type: ignore[arg-type]
     assert not decision.promote and "McNemar" in decision.reason
 
 

@@ -31,7 +31,8 @@ def _meta(config, version: str) -> dict:  # type: ignore[no-untyped-def]
     return json.loads((Registry(config.models_dir).version_dir(SYMBOL, TIMEFRAME, version) / "meta.json").read_text())
 
 
-def test_a_model_trained_in_a_momentum_regime_predicts_it_and_is_promoted(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_a_model_trained_in_a_momentum_regime_predicts_it_and_is_promoted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = fast_config(tmp_path / "state")
     candles = regime_series(("momentum", 5000)).candles(0, 1999)
     store_candles(config, candles)
@@ -84,7 +85,8 @@ def test_a_model_trained_in_a_momentum_regime_predicts_it_and_is_promoted(tmp_pa
     assert f"New model saved for {SYMBOL} (accuracy: {100 * challenger['accuracy']:.1f}%)" in logged
 
 
-def test_after_a_regime_change_the_challenger_replaces_the_champion_on_unseen_candles(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_after_a_regime_change_the_challenger_replaces_the_champion_on_unseen_candles(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     series = regime_series(("momentum", 2000), ("mean_reversion", 3000))
     config = fast_config(tmp_path / "state")
     store_candles(config, series.candles(0, 1999))
