@@ -23,7 +23,8 @@ def notify(*assignments: str, env: Mapping[str, str] | None = None) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             sock.connect(address)
-            sock.sendall(message)
+            # never block the supervisor: if the receiver's queue is full the update is dropped
+            sock.send(message, socket.MSG_DONTWAIT)
     except OSError:
         return False
     return True
