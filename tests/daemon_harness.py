@@ -82,10 +82,13 @@ class Daemon:
     def __init__(self, tmp_path: Path, config: dict[str, Any], name: str = "config.yaml") -> None:
         self.config_path = tmp_path / name
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.config: Config = load_config(self.config_path, env={})
         self.notify = NotifyListener(tmp_path / f"notify-{name}.sock")
         self.stderr_path = tmp_path / f"daemon-{name}.log"
         self.process: subprocess.Popen | None = None
+
+    @property
+    def config(self) -> Config:
+        return load_config(self.config_path, env={})
 
     def start(self) -> "Daemon":
         env = {k: v for k, v in os.environ.items() if k not in ("AUTORETRAIN_CONFIG", "STATE_DIRECTORY",

@@ -93,29 +93,36 @@ def _version_row(info: Any) -> dict[str, Any]:
     }
 
 
+def models_payload(registry: Any, symbol: str, timeframe: str) -> dict[str, Any]:
+    """Versions with their metrics and which is promoted (the CLI and the control socket both answer this)."""
+    pointer = registry.pointer(symbol, timeframe)
+    rows = [_version_row(info) for info in registry.versions(symbol, timeframe)]
+    return {"symbol": symbol, "timeframe": timeframe, "promoted": pointer["version"],
+            "history": pointer["history"], "versions": rows, "series_dir": str(registry.series_dir(symbol, timeframe))}
+
+
+def _models_text(payload: dict[str, Any]) -> str:
+    rows, symbol, timeframe = payload["versions"], payload["symbol"], payload["timeframe"]
+    if not rows:
+        return f"{symbol} {timeframe}: no model versions in {payload['series_dir']}"
+    lines = [f"{symbol} {timeframe}: {len(rows)} versions, promoted: {payload['promoted'] or 'none'}",
+             f"  {'version':<9} {'created':<21} {'accuracy':>8} {'champion':>8} {'baseline':>8}  decision"]
+    for row in rows:
+        metrics = row["metrics"]
+        accuracy = {k: (metrics.get(k) or {}).get("accuracy") for k in ("challenger", "champion", "baseline")}
+        decision = (row["decision"] or {}).get("reason") or row["error"] or ""
+        lines.append(f"{'*' if row['promoted'] else ' '} {row['version']:<9} {row['created_at'] or '-':<21} "
+                     f"{_pct(accuracy['challenger']):>8} {_pct(accuracy['champion']):>8} "
+                     f"{_pct(accuracy['baseline']):>8}  {decision}")
+    return "\n".join(lines)
+
+
 def run_models(args: argparse.Namespace, config: Config) -> int:
     from models.registry import Registry
 
     timeframe = args.timeframe or config.market.timeframe
-    registry = Registry(config.models_dir)
-    pointer = registry.pointer(args.symbol, timeframe)
-    rows = [_version_row(info) for info in registry.versions(args.symbol, timeframe)]
-    payload = {"symbol": args.symbol, "timeframe": timeframe, "promoted": pointer["version"],
-               "history": pointer["history"], "versions": rows}
-    if not rows:
-        text = f"{args.symbol} {timeframe}: no model versions in {registry.series_dir(args.symbol, timeframe)}"
-    else:
-        lines = [f"{args.symbol} {timeframe}: {len(rows)} versions, promoted: {pointer['version'] or 'none'}",
-                 f"  {'version':<9} {'created':<21} {'accuracy':>8} {'champion':>8} {'baseline':>8}  decision"]
-        for row in rows:
-            metrics = row["metrics"]
-            accuracy = {k: (metrics.get(k) or {}).get("accuracy") for k in ("challenger", "champion", "baseline")}
-            decision = (row["decision"] or {}).get("reason") or row["error"] or ""
-            lines.append(f"{'*' if row['promoted'] else ' '} {row['version']:<9} {row['created_at'] or '-':<21} "
-                         f"{_pct(accuracy['challenger']):>8} {_pct(accuracy['champion']):>8} "
-                         f"{_pct(accuracy['baseline']):>8}  {decision}")
-        text = "\n".join(lines)
-    emit(args, payload, text)
+    payload = models_payload(Registry(config.models_dir), args.symbol, timeframe)
+    emit(args, payload, _models_text(payload))
     return 0
 
 
@@ -131,18 +138,50 @@ def _verified(registry: Any, symbol: str, timeframe: str, version: str) -> None:
             raise ModelRejected(f"{symbol} {timeframe} {version} refused: {exc.reason}") from None
 
 
+def promote_verified(registry: Any, symbol: str, timeframe: str, version_text: str) -> dict[str, Any]:
+    """Verify a version (checksum, schema, parity), then move the pointer to it."""
+    from models.registry import parse_version
+
+    version = parse_version(version_text)
+    _verified(registry, symbol, timeframe, version)
+    previous = registry.promote(symbol, timeframe, version)
+    return {"symbol": symbol, "timeframe": timeframe, "promoted": version, "previous": previous}
+
+
+def rollback_verified(registry: Any, symbol: str, timeframe: str) -> dict[str, Any]:
+    """Verify the previous champion, then move the pointer back to it."""
+    current = registry.promoted(symbol, timeframe)
+    target = registry.rollback_target(symbol, timeframe)
+    if target is not None:
+        _verified(registry, symbol, timeframe, target)
+    restored = registry.rollback(symbol, timeframe)
+    return {"symbol": symbol, "timeframe": timeframe, "promoted": restored, "previous": current}
+
+
+def _tell_running_daemon(config: Config, result: dict[str, Any]) -> bool:
+    """Best effort: ask a running daemon to hot-swap now (it also notices the pointer by itself)."""
+    from ipc.control import ControlClient
+
+    client = ControlClient(config.control_endpoint, timeout_ms=500, retries=1)
+    try:
+        client.request("models_changed", symbol=result["symbol"], timeframe=result["timeframe"])
+        return True
+    except Exception:  # noqa: BLE001 - no daemon, an old daemon, another timeframe: it will poll the pointer
+        return False
+    finally:
+        client.close()
+
+
 def run_promote(args: argparse.Namespace, config: Config) -> int:
-    from models.registry import Registry, parse_version
+    from models.registry import Registry
 
     timeframe = args.timeframe or config.market.timeframe
-    version = parse_version(args.version)
-    registry = Registry(config.models_dir)
-    _verified(registry, args.symbol, timeframe, version)
-    previous = registry.promote(args.symbol, timeframe, version)
-    payload = {"symbol": args.symbol, "timeframe": timeframe, "promoted": version, "previous": previous}
+    result = promote_verified(Registry(config.models_dir), args.symbol, timeframe, args.version)
+    result["daemon_notified"] = _tell_running_daemon(config, result)
+    version, previous = result["promoted"], result["previous"]
     text = (f"{args.symbol} {timeframe}: {version} is already the promoted model" if previous == version else
             f"{args.symbol} {timeframe}: promoted {version} (was {previous or 'none'})")
-    emit(args, payload, text)
+    emit(args, result, text)
     return 0
 
 
@@ -150,12 +189,7 @@ def run_rollback(args: argparse.Namespace, config: Config) -> int:
     from models.registry import Registry
 
     timeframe = args.timeframe or config.market.timeframe
-    registry = Registry(config.models_dir)
-    current = registry.promoted(args.symbol, timeframe)
-    target = registry.rollback_target(args.symbol, timeframe)
-    if target is not None:
-        _verified(registry, args.symbol, timeframe, target)
-    restored = registry.rollback(args.symbol, timeframe)
-    emit(args, {"symbol": args.symbol, "timeframe": timeframe, "promoted": restored, "previous": current},
-         f"{args.symbol} {timeframe}: rolled back from {current} to {restored}")
+    result = rollback_verified(Registry(config.models_dir), args.symbol, timeframe)
+    result["daemon_notified"] = _tell_running_daemon(config, result)
+    emit(args, result, f"{args.symbol} {timeframe}: rolled back from {result['previous']} to {result['promoted']}")
     return 0

@@ -1,0 +1,161 @@
+"""A running daemon: readiness, the control socket under fuzz, a second daemon refused, commands, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import zmq
+
+from daemon.supervisor import runtime_files
+from ipc.control import socket_mode
+from tests.conftest import run_ctl
+from tests.daemon_harness import Daemon, simulated_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    tmp_path = tmp_path_factory.mktemp("control")
+    config = simulated_config(tmp_path / "state", market={"simulated": {"seed": 11, "speed": 3600,
+                                                                        "history_candles": 1000}},
+                              auto_training={"enabled": False})
+    running = Daemon(tmp_path, config).start()
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.kill_everything()
+
+
+def test_ready_only_when_every_child_reports_ready(daemon: Daemon) -> None:
+    status = daemon.status()
+    assert status["daemon"]["ready"] is True
+    children = [p for p in status["processes"] if p["name"] != "supervisor"]
+    assert {p["name"] for p in children} == {"ingest", "inference", "trainer"}
+    assert all(p["ready"] and p["state"] == "ready" for p in children)
+    assert any(m.startswith("STATUS=3/3 processes ready") for m in daemon.notify.messages for m in m.split("\n"))
+    assert "autoretraind ready: ingest pid" in daemon.log()
+
+
+def test_control_socket_permissions(daemon: Daemon) -> None:
+    endpoint = daemon.config.control_endpoint
+    assert socket_mode(endpoint) == 0o660
+    assert os.stat(daemon.config.runtime_dir).st_mode & 0o777 == 0o750
+
+
+def test_hundreds_of_malformed_requests_then_status_still_answers(daemon: Daemon) -> None:
+    rng = random.Random(12)
+    context = zmq.Context()
+    bodies = [b"", b"{", b"null", b"[]", b'{"command": 5}', b'{"command": "status", "args": "x"}',
+              b'{"command": "retrain"}', b'{"command": "retrain", "args": {"symbol": "NOPE/USDT"}}',
+              b'{"command": "promote", "args": {"symbol": "BTC/USDT"}}', b'{"command": "run", "args": {"id": "x"}}',
+              b'{"command": "run", "args": {"id": 99999}}', b'{"command": "rm -rf /"}', "ü".encode() * 50,
+              b"x" * 100_000]
+    for index in range(300):
+        kind = rng.choice([zmq.REQ, zmq.DEALER, zmq.PUSH, zmq.PUB])
+        sock = context.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(daemon.config.control_endpoint)
+        body = rng.choice(bodies) if index % 3 else bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300)))
+        try:
+            sock.send_multipart([body] * (1 if kind == zmq.REQ else rng.randint(1, 3)), zmq.NOBLOCK)
+            if kind == zmq.REQ and sock.poll(200):
+                reply = json.loads(sock.recv())
+                assert reply["ok"] is False and "\n" not in reply["error"]
+        except zmq.ZMQError:
+            pass
+        sock.close(0)
+    context.destroy(linger=0)
+    status = daemon.status()
+    assert status["daemon"]["ready"] is True
+    assert all(p["restarts"] == 0 for p in status["processes"])
+
+
+def test_errors_from_the_daemon_are_one_line_for_the_operator(daemon: Daemon) -> None:
+    result = run_ctl("--config", str(daemon.config_path), "retrain", "ETH/USDT")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("autoretrainctl: error: 'ETH/USDT' is not a configured symbol "
+                                     "(configured: BTC/USDT)")
+
+
+def test_retrain_command_queues_once_and_wait_follows_it(daemon: Daemon) -> None:
+    first = run_ctl("--config", str(daemon.config_path), "retrain", "BTC/USDT", "--json")
+    assert first.returncode == 0, first.stderr
+    queued = json.loads(first.stdout)
+    assert queued["symbol"] == "BTC/USDT"
+    waited = run_ctl("--config", str(daemon.config_path), "retrain", "BTC/USDT", "--wait", "--json", timeout=240)
+    assert waited.returncode == 0, waited.stderr
+    run = json.loads(waited.stdout)
+    assert run["status"] in ("promoted", "rejected") and run["trigger"] == "manual"
+    assert "Starting background retrain for BTC/USDT" in daemon.log()
+    models = daemon.request("models", symbol="BTC/USDT")
+    assert [v["version"] for v in models["versions"]]
+
+
+def test_a_second_daemon_on_the_same_state_refuses(daemon: Daemon, tmp_path: Path) -> None:
+    import yaml
+
+    second = Daemon(tmp_path, yaml.safe_load(daemon.config_path.read_text()), name="second.yaml").start()
+    assert second.process is not None
+    code = second.process.wait(timeout=60)
+    second.notify.close()
+    assert code == 75
+    lines = second.log().strip().splitlines()
+    assert len(lines) == 1 and "another autoretraind (pid" in lines[0] and "is already running" in lines[0]
+    assert daemon.status()["daemon"]["ready"] is True  # the first one is untouched
+
+
+def test_sigterm_stops_everything_and_leaves_nothing_behind(daemon: Daemon) -> None:
+    pids = [p["pid"] for p in daemon.status()["processes"]]
+    started = time.monotonic()
+    code = daemon.stop(timeout=daemon.config.supervisor.stop_timeout + 10)
+    assert code == 0 and time.monotonic() - started < daemon.config.supervisor.stop_timeout + 5
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert [p for p in runtime_files(daemon.config) if p.exists()] == []
+    assert list(daemon.config.runtime_dir.glob("*")) == []
+    assert daemon.notify.seen("STOPPING=1")
+    assert "autoretraind stopped" in daemon.log()
+    offline = run_ctl("--config", str(daemon.config_path), "status")
+    assert offline.returncode == 69
+    assert offline.stderr.strip().startswith("autoretrainctl: error: autoretraind is not running")
+
+
+def test_bad_config_exits_78_with_the_key_path(tmp_path: Path) -> None:
+    broken = Daemon(tmp_path, {"paths": {"state_dir": str(tmp_path / "s")}, "training": {"epochs": 0}})
+    broken.start()
+    assert broken.process is not None
+    assert broken.process.wait(timeout=60) == 78
+    broken.notify.close()
+    assert broken.log().strip().splitlines() == [
+        f"autoretraind: error: {broken.config_path}: training.epochs: Input should be greater than or equal to 1 (got 0)"]
+
+
+def test_a_child_that_crashes_on_start_makes_the_supervisor_give_up(tmp_path: Path) -> None:
+    missing = tmp_path / "gone.csv"
+    config = simulated_config(tmp_path / "state", market={"source": "csv", "csv": {"BTC/USDT": str(missing)}},
+                              supervisor={"max_restarts": 3, "restart_backoff_initial": 0.2, "restart_window": 60})
+    crashing = Daemon(tmp_path, config).start()
+    assert crashing.process is not None
+    started = time.monotonic()
+    try:
+        code = crashing.process.wait(timeout=60)
+    finally:
+        crashing.kill_everything()
+        crashing.notify.close()
+    log = crashing.log()
+    assert code == 1
+    assert time.monotonic() - started < 30
+    assert log.count("ingest cannot run:") == 4 and f"{missing}: no such file" in log
+    assert "ingest keeps failing (4 exits in 60 s, last with code 66); giving up" in log
+    assert not crashing.notify.seen("READY=1")
+    assert list(crashing.config.runtime_dir.glob("*")) == []
