@@ -33,6 +33,7 @@ class StatusBoard:
         self.registry = Registry(config.models_dir)
         self._psutil: dict[int, psutil.Process] = {}
         self.last_events: dict[str, dict[str, Any]] = {}
+        self.training_progress: dict[str, Any] | None = None  # newest retrain.progress (every epoch)
 
     def _store(self) -> CandleStore:
         if self.store is None:
@@ -40,7 +41,12 @@ class StatusBoard:
         return self.store
 
     def on_event(self, topic: str, payload: dict[str, Any]) -> None:
-        """Remember the newest event of each kind per symbol (for `status` and the log)."""
+        """Remember the newest event of each kind per symbol, and training progress epoch by epoch."""
+        if topic in (messages.RETRAIN_STARTED, messages.RETRAIN_PROGRESS):
+            self.training_progress = {key: payload.get(key) for key in
+                                      ("run_id", "symbol", "timeframe", "epoch", "epochs", "val_accuracy")}
+        elif topic in (messages.RETRAIN_FINISHED, messages.RETRAIN_FAILED):
+            self.training_progress = None
         if topic in (messages.MODEL_SWAPPED, messages.MODEL_REJECTED, messages.RETRAIN_FINISHED,
                      messages.RETRAIN_FAILED, messages.RETRAIN_STARTED):
             self.last_events[f"{topic}:{payload.get('symbol')}"] = payload
@@ -83,8 +89,14 @@ class StatusBoard:
         return dict(inference.detail.get("models") or {})
 
     def _training(self) -> dict[str, Any] | None:
+        """The job in progress: per-epoch events when they arrive, else the trainer's own report."""
         trainer = self.children.table.get("trainer")
-        return None if trainer is None or trainer.pid is None else trainer.detail.get("training")
+        if trainer is None or trainer.pid is None:
+            return None
+        reported = trainer.detail.get("training")
+        if self.training_progress and reported and self.training_progress.get("run_id") == reported.get("run_id"):
+            return self.training_progress
+        return reported
 
     def symbol_states(self) -> list[SymbolState]:
         store = self._store()

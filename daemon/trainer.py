@@ -54,7 +54,7 @@ class Trainer:
         self.child.report("training", force=True, training={"run_id": run.id, "symbol": symbol,
                                                             "timeframe": run.timeframe, "epoch": 0, "epochs": None})
         self.child.publish(messages.RETRAIN_STARTED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
-                           trigger=run.trigger, reason=run.reason)
+                           trigger=run.trigger, reason=run.reason, epoch=0, epochs=None)
         started = time.monotonic()
         try:
             outcome = self.run_training(self.config, symbol, run.timeframe, trigger=run.trigger, reason=run.reason,
