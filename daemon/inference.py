@@ -149,6 +149,12 @@ class Inference:
         return self.signal_start.after(f"{self.exchange}|{worker.symbol}|{self.timeframe}", newest)
 
     def process(self, worker: SymbolWorker) -> int:
+        """Signal every candle newer than the last signal, then settle and consult the policy."""
+        made = self.signal_new_candles(worker)
+        self._settle_and_decide(worker)
+        return made
+
+    def signal_new_candles(self, worker: SymbolWorker) -> int:
         """Signal every candle newer than the last signal; returns how many signals were made."""
         if worker.last_signal_ts is None:
             worker.last_signal_ts = self._resume_point(worker)
@@ -168,7 +174,6 @@ class Inference:
                 self.child.publish(messages.SIGNAL, symbol=worker.symbol, timeframe=self.timeframe,
                                    **signal.as_dict())
             worker.last_signal_ts = int(fresh["ts"][index])
-        self._settle_and_decide(worker)
         return made
 
     def _has_model(self, worker: SymbolWorker) -> bool:
@@ -234,11 +239,16 @@ class Inference:
                     elif topic == messages.CANDLE and payload.get("symbol") in self.workers:
                         hinted.add(str(payload["symbol"]))
             self._swap_models()
+            due = []
             for worker in self.workers.values():
                 head, _ = worker.ring.state()
                 if worker.symbol in hinted or head != worker.ring_head_seen:
                     worker.ring_head_seen = head
-                    self.process(worker)
+                    due.append(worker)
+            # every symbol's signal first (the latency path), then outcomes and the policy
+            signalled = [worker for worker in due if self.signal_new_candles(worker)]
+            for worker in signalled:
+                self._settle_and_decide(worker)
             self._check_models()
             self._report()
         return 0

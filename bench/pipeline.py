@@ -1,0 +1,249 @@
+"""End-to-end pipeline benchmark through the real processes (supervisor, ingest, inference, trainer).
+
+Prints one JSON document with:
+- candle-close -> signal-published latency p50/p99 for 1, 10 and 100 symbols (simulated market; the
+  close is the wall time at which the market clock reached the candle's close, the publication time
+  is the `sent_at` of the `signal` event on the bus; every symbol has a promoted model);
+- predictions lost during 20 promotions under load (10 symbols): candles without a signal, and
+  signals of the swapped symbol made without a model; the longest gap between two consecutive signals
+  of that symbol while swapping versus without swaps;
+- RSS of every process; seconds from start to READY=1.
+
+Usage: .venv/bin/python bench/pipeline.py [--seconds 20] [--symbols 1,10,100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+import zmq
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from daemon.config import load_config  # noqa: E402
+from daemon.timeframes import parse_iso_ms  # noqa: E402
+from ipc import messages  # noqa: E402
+from ipc.bus import bus_endpoints  # noqa: E402
+from ipc.control import ControlClient  # noqa: E402
+from models.registry import Registry  # noqa: E402
+
+HOUR_MS = 3_600_000
+HISTORY = 700
+
+
+def symbols(count: int) -> list[str]:
+    return ["BTC/USDT"] + [f"S{i:03d}/USDT" for i in range(1, count)]
+
+
+def write_config(directory: Path, count: int, speed: float) -> Path:
+    config = {
+        "paths": {"state_dir": str(directory / "state")},
+        "market": {"source": "simulated", "symbols": symbols(count), "timeframe": "1h", "backfill_days": 60,
+                   "simulated": {"seed": 5, "speed": speed, "history_candles": HISTORY}},
+        "auto_training": {"enabled": False},
+        "training": {"epochs": 3, "min_candles": 400, "days": 25},
+        "promotion": {"eval_candles": 100, "min_eval_samples": 50},
+        "inference": {"model_check_interval": 0.5},
+        "heartbeat_interval": 3600,
+        "logging": {"level": "WARNING"},
+    }
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def ctl(config: Path, *args: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "daemon.ctl", "--config", str(config), *args], check=True,
+                   capture_output=True, env=env, timeout=600)
+
+
+def prepare_models(config_path: Path, count: int) -> None:
+    """Two trained versions of BTC/USDT; every other symbol gets a copy of them (same model, own registry)."""
+    ctl(config_path, "download", "BTC/USDT", "--days", "60")
+    ctl(config_path, "train", "BTC/USDT", "--promote", "always")
+    ctl(config_path, "train", "BTC/USDT", "--promote", "never")
+    config = load_config(config_path, env={})
+    registry = Registry(config.models_dir)
+    for symbol in symbols(count)[1:]:
+        for version in ("v0001", "v0002"):
+            source = registry.version_dir("BTC/USDT", "1h", version)
+            with registry.stage(symbol, "1h") as staging:
+                for item in source.iterdir():
+                    shutil.copy(item, staging.path / item.name)
+                staging.commit(json.loads((source / "meta.json").read_text()))
+        registry.promote(symbol, "1h", "v0001")
+
+
+class Running:
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.config = load_config(config_path, env={})
+        self.notify_path = config_path.parent / "notify.sock"
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(self.notify_path))
+        self.notify.settimeout(0.5)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(self.notify_path)}
+        self.started = time.monotonic()
+        self.log = open(config_path.parent / "daemon.log", "w")
+        self.process = subprocess.Popen([sys.executable, "-m", "daemon.supervisor", "--config", str(config_path)],
+                                        env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.ready_s = self._wait_ready()
+        self.context = zmq.Context()
+        self.sub = self.context.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        self.sub.setsockopt(zmq.RCVHWM, 1_000_000)
+        self.sub.connect(bus_endpoints(self.config.runtime_dir)[1])
+        self.sub.setsockopt(zmq.SUBSCRIBE, messages.SIGNAL.encode())
+        self.sub.setsockopt(zmq.SUBSCRIBE, messages.MODEL_SWAPPED.encode())
+        anchor = json.loads((self.config.state_dir / "market-clock.json").read_text())["anchor_wall"]
+        simulated = self.config.market.simulated
+        self.origin_ms = parse_iso_ms(simulated.start) + simulated.history_candles * HOUR_MS
+        self.anchor = float(anchor)
+        self.speed = simulated.speed
+
+    def _wait_ready(self) -> float:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if b"READY=1" in self.notify.recv(65536).split(b"\n"):
+                    return time.monotonic() - self.started
+            except socket.timeout:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"daemon exited: {(self.config_path.parent / 'daemon.log').read_text()[-2000:]}")
+        raise RuntimeError("daemon not ready within 300 s")
+
+    def close_wall(self, candle_ts: int) -> float:
+        """Wall time at which the candle opening at candle_ts closed on the market clock."""
+        return self.anchor + (candle_ts + HOUR_MS - self.origin_ms) / 1000.0 / self.speed
+
+    def collect(self, seconds: float, during: Any = None) -> list[dict[str, Any]]:
+        events = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if during is not None:
+                during()
+            if self.sub.poll(50):
+                while True:
+                    try:
+                        topic, body = self.sub.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    event = json.loads(body)
+                    event["received_at"] = time.time()
+                    events.append(event)
+        return events
+
+    def request(self, command: str, **args: Any) -> dict[str, Any]:
+        client = ControlClient(self.config.control_endpoint, timeout_ms=5000)
+        try:
+            return client.request(command, **args)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        self.sub.close(0)
+        self.context.term()
+        self.notify.close()
+        self.log.close()
+
+
+def latencies_ms(run: Running, events: list[dict[str, Any]]) -> np.ndarray:
+    values = [(e["sent_at"] - run.close_wall(int(e["candle_ts"]))) * 1000 for e in events
+              if e.get("topic") == messages.SIGNAL]
+    return np.array(values)
+
+
+def summary(values: np.ndarray) -> dict[str, Any]:
+    if len(values) == 0:
+        return {"count": 0}
+    return {"count": int(len(values)), "p50_ms": round(float(np.percentile(values, 50)), 2),
+            "p99_ms": round(float(np.percentile(values, 99)), 2), "max_ms": round(float(values.max()), 2)}
+
+
+def longest_gap_s(events: list[dict[str, Any]], symbol: str) -> float | None:
+    times = sorted(e["sent_at"] for e in events if e.get("topic") == messages.SIGNAL and e.get("symbol") == symbol)
+    return round(float(np.diff(times).max()), 3) if len(times) > 1 else None
+
+
+def lost_predictions(run: Running, symbol: str, since_ts: int) -> dict[str, int]:
+    conn = sqlite3.connect(run.config.db_path)
+    try:
+        newest = conn.execute("SELECT MAX(candle_ts) FROM signals WHERE symbol = ?", (symbol,)).fetchone()[0]
+        candles = conn.execute("SELECT COUNT(*) FROM candles c JOIN series s ON s.id = c.series_id WHERE s.symbol = ?"
+                               " AND c.ts > ? AND c.ts <= ?", (symbol, since_ts, newest)).fetchone()[0]
+        signals = conn.execute("SELECT COUNT(*), SUM(model_version IS NULL) FROM signals WHERE symbol = ? AND"
+                               " candle_ts > ? AND candle_ts <= ?", (symbol, since_ts, newest)).fetchone()
+    finally:
+        conn.close()
+    return {"candles": int(candles), "signals": int(signals[0]), "missing_signals": int(candles - signals[0]),
+            "signals_without_model": int(signals[1] or 0)}
+
+
+def bench_symbols(count: int, seconds: float, with_promotions: bool) -> dict[str, Any]:
+    # candles arrive every `interval` seconds: fast enough to measure, slow enough to keep up
+    interval = {1: 0.1, 10: 0.25, 100: 2.0}.get(count, max(0.1, count * 0.02))
+    with tempfile.TemporaryDirectory() as tmp:
+        config_path = write_config(Path(tmp), count, speed=3600.0 / interval)
+        prepare_models(config_path, count)
+        run = Running(config_path)
+        try:
+            run.collect(2.0)  # let the catch-up after start pass
+            steady = run.collect(seconds)
+            result: dict[str, Any] = {"symbols": count, "candle_interval_s": interval, "start_to_ready_s":
+                                      round(run.ready_s, 2), "latency": summary(latencies_ms(run, steady))}
+            if with_promotions:
+                promotions = {"done": 0, "next": time.monotonic()}
+                first_ts = max(int(e["candle_ts"]) for e in steady if e.get("topic") == messages.SIGNAL)
+
+                def promote() -> None:
+                    if promotions["done"] < 20 and time.monotonic() >= promotions["next"]:
+                        version = "v0002" if promotions["done"] % 2 == 0 else "v0001"
+                        run.request("promote", symbol="BTC/USDT", version=version)
+                        promotions["done"] += 1
+                        promotions["next"] = time.monotonic() + 0.6
+
+                swapping = run.collect(0.6 * 20 + 2.0, during=promote)
+                swaps = sum(1 for e in swapping if e.get("topic") == messages.MODEL_SWAPPED)
+                result["promotions"] = {"promotions": promotions["done"], "hot_swaps": swaps,
+                                        **lost_predictions(run, "BTC/USDT", first_ts),
+                                        "longest_gap_during_swaps_s": longest_gap_s(swapping, "BTC/USDT"),
+                                        "longest_gap_without_swaps_s": longest_gap_s(steady, "BTC/USDT"),
+                                        "latency_during_swaps": summary(latencies_ms(run, swapping))}
+            status = run.request("status")
+            result["rss_mb"] = {p["name"]: p["rss_mb"] for p in status["processes"]}
+        finally:
+            run.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--symbols", default="1,10,100")
+    args = parser.parse_args()
+    results = [bench_symbols(int(n), args.seconds, with_promotions=int(n) == 10) for n in args.symbols.split(",")]
+    json.dump({"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "runs": results},
+              sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
