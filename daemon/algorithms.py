@@ -41,46 +41,57 @@ Vote = float | None
 _NOISE = 1e-9
 
 
-def _newest(values: np.ndarray) -> float | None:
-    value = float(values[-1]) if len(values) else float("nan")
-    return value if np.isfinite(value) else None
+def _newest(values: np.ndarray) -> np.ndarray:
+    """The newest value of each row (NaN: not enough history)."""
+    return values[..., -1]
 
 
-def _sign(value: float | None, scale: float) -> Vote:
-    """Sign of a price difference; differences within float noise of the price level count as 0."""
-    if value is None:
-        return None
-    return 0.0 if abs(value) <= _NOISE * abs(scale) else float(np.sign(value))
+def _sign(value: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Sign of price differences; differences within float noise of the price level count as 0."""
+    return np.where(np.abs(value) <= _NOISE * np.abs(scale), 0.0, np.sign(value))
 
 
-def _clip(value: float | None) -> Vote:
-    return None if value is None else float(np.clip(value, -1.0, 1.0))
+def _as_vote(value: float) -> Vote:
+    return float(value) if np.isfinite(value) else None
+
+
+def _rsi_votes(close: np.ndarray) -> np.ndarray:
+    return np.clip((50.0 - _newest(indicators.rsi(close, RSI_PERIOD))) / 20.0, -1.0, 1.0)
+
+
+def _macd_votes(close: np.ndarray) -> np.ndarray:
+    _, _, histogram = indicators.macd(close, MACD_FAST, MACD_SLOW, MACD_SIGNAL)
+    return _sign(_newest(histogram), close[..., -1])
+
+
+def _ma_cross_votes(close: np.ndarray) -> np.ndarray:
+    slow = _newest(indicators.sma(close, MA_SLOW))
+    return _sign(_newest(indicators.sma(close, MA_FAST)) - slow, slow)
+
+
+def _bollinger_votes(close: np.ndarray) -> np.ndarray:
+    _, _, _, position = indicators.bollinger(close, BOLLINGER_WINDOW, BOLLINGER_WIDTH)
+    return np.clip(1.0 - 2.0 * _newest(position), -1.0, 1.0)
 
 
 def rsi_vote(close: np.ndarray) -> Vote:
     """Oversold (RSI under 50, fully at 30) votes up, overbought votes down."""
-    value = _newest(indicators.rsi(close, RSI_PERIOD))
-    return _clip(None if value is None else (50.0 - value) / 20.0)
+    return _as_vote(_rsi_votes(np.asarray(close, dtype=np.float64)))
 
 
 def macd_vote(close: np.ndarray) -> Vote:
     """MACD line above its signal line votes up, below votes down."""
-    _, _, histogram = indicators.macd(close, MACD_FAST, MACD_SLOW, MACD_SIGNAL)
-    return _sign(_newest(histogram), close[-1])
+    return _as_vote(_macd_votes(np.asarray(close, dtype=np.float64)))
 
 
 def ma_cross_vote(close: np.ndarray) -> Vote:
     """Fast average above the slow one (a golden cross in force) votes up, below votes down."""
-    fast = _newest(indicators.sma(close, MA_FAST))
-    slow = _newest(indicators.sma(close, MA_SLOW))
-    return None if fast is None or slow is None else _sign(fast - slow, slow)
+    return _as_vote(_ma_cross_votes(np.asarray(close, dtype=np.float64)))
 
 
 def bollinger_vote(close: np.ndarray) -> Vote:
     """A close near the lower band votes up (reversion to the mean), near the upper band down."""
-    _, _, _, position = indicators.bollinger(close, BOLLINGER_WINDOW, BOLLINGER_WIDTH)
-    value = _newest(position)
-    return _clip(None if value is None else 1.0 - 2.0 * value)
+    return _as_vote(_bollinger_votes(np.asarray(close, dtype=np.float64)))
 
 
 ALGORITHMS: dict[str, Callable[[np.ndarray], Vote]] = {
@@ -89,9 +100,19 @@ ALGORITHMS: dict[str, Callable[[np.ndarray], Vote]] = {
     "ma_cross": ma_cross_vote,
     "bollinger": bollinger_vote,
 }
+_BATCHED: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "rsi": _rsi_votes, "macd": _macd_votes, "ma_cross": _ma_cross_votes, "bollinger": _bollinger_votes,
+}
+
+
+def votes_batch(candles: np.ndarray) -> list[dict[str, Vote]]:
+    """Every algorithm's vote on the newest candle of each row of a 2-D CANDLE_DTYPE array (one symbol
+    per row, equally long windows): the same numbers `votes` gives row by row, in one numpy pass."""
+    close = np.asarray(candles["close"][..., -REQUIRED_CANDLES:], dtype=np.float64)
+    columns = {name: batched(close) for name, batched in _BATCHED.items()}
+    return [{name: _as_vote(values[row]) for name, values in columns.items()} for row in range(close.shape[0])]
 
 
 def votes(candles: np.ndarray) -> dict[str, Vote]:
     """Every algorithm's vote on the newest candle of a CANDLE_DTYPE window (oldest first)."""
-    close = np.asarray(candles["close"][-REQUIRED_CANDLES:], dtype=np.float64)
-    return {name: vote(close) for name, vote in ALGORITHMS.items()}
+    return votes_batch(candles[None, :])[0]

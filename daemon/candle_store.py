@@ -72,9 +72,9 @@ _COLUMNS = "ts, open, high, low, close, volume"
 class CandleStore:
     """Read and write candles; one instance per process (or thread), each with its own connection."""
 
-    def __init__(self, db_path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, db_path: str | Path, *, create: bool = True, autocheckpoint: bool = True) -> None:
         self.path = Path(db_path)
-        self.conn: sqlite3.Connection = connect(self.path, create=create)
+        self.conn: sqlite3.Connection = connect(self.path, create=create, autocheckpoint=autocheckpoint)
 
     def close(self) -> None:
         self.conn.close()

@@ -11,7 +11,9 @@ a process (it is in the WAL, in the OS page cache); only an OS crash or power lo
 last few commits, and never corrupts the file. Everything the daemon stores can be rebuilt after
 that: candles are fetched again by ingest's backfill, signals are recomputed for every candle that
 has none, outcomes are settled again. In exchange a commit costs ~20 µs instead of ~0.4 ms of
-fsync, which keeps the candle-close-to-signal latency at a few milliseconds.
+fsync, which keeps the candle-close-to-signal latency at a few milliseconds. For the same reason the
+processes on that path (ingest, inference) open their connection with `autocheckpoint=False`, and the
+supervisor checkpoints the WAL in the background (`checkpoint`), so no candle waits for a checkpoint.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def _apply_migrations(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
 
 
-def connect(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
+def connect(path: str | Path, *, create: bool = True, autocheckpoint: bool = True) -> sqlite3.Connection:
     """Open the store (creating it and its directory unless `create` is false): WAL, busy timeout, migrations."""
     path = Path(path)
     if not create and not path.exists():
@@ -137,6 +139,8 @@ def connect(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        if not autocheckpoint:
+            conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA foreign_keys=ON")
         _apply_migrations(conn)
     except sqlite3.DatabaseError as exc:
@@ -160,3 +164,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
     else:
         conn.execute("COMMIT")
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy the WAL back into the database without blocking readers or writers (PASSIVE)."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.OperationalError:
+        pass  # busy: the next call catches up

@@ -29,11 +29,12 @@ from daemon.retrain_policy import assess, log_line
 from daemon.retrain_runs import RetrainRuns
 from daemon.signal_start import SignalStart
 from daemon.signal_store import SignalStore
-from daemon.signals import compute_signal
+from daemon.signals import compute_signal, compute_signals
 from daemon.timeframes import iso, timeframe_ms
 from ipc import messages
 from ipc.ring import CandleRing, RingError, ring_path
 from models.registry import Registry, RegistryError
+from models.features import compute_features
 from models.runtime import NotEnoughHistory
 
 TICK_S = 0.5
@@ -64,7 +65,7 @@ class Inference:
         self.timeframe = self.config.market.timeframe
         self.step = timeframe_ms(self.timeframe)
         self.exchange = self.config.store_exchange
-        self.store = CandleStore(self.config.db_path)
+        self.store = CandleStore(self.config.db_path, autocheckpoint=False)
         self.signals = SignalStore(self.store.conn)
         self.runs = RetrainRuns(self.store.conn)
         self.registry = Registry(self.config.models_dir)
@@ -108,24 +109,36 @@ class Inference:
 
     # -- signals ---------------------------------------------------------------------------------------
 
-    def _window_source(self, worker: SymbolWorker, after_ts: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """(history window, new candles to signal): from the ring, or the store when the ring falls short."""
+    def _from_ring(self, worker: SymbolWorker, after_ts: int | None, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(window, fresh) from the newest `count` ring candles, or None if they do not reach back far enough."""
         try:
-            window = worker.ring.read_latest(worker.ring.capacity)
+            window = worker.ring.read_latest(count)
         except RingError as exc:
             self.child.log.warning("ring of %s unreadable (%s); reading the store", worker.symbol, exc)
-            window = empty()
-        start = after_ts if after_ts is not None else -1
-        new_from = int(np.searchsorted(window["ts"], start, side="right")) if len(window) else 0
-        ring_covers = len(window) and new_from < len(window) and \
-            (after_ts is None or int(window["ts"][0]) <= after_ts) and new_from >= worker.history_needed - 1
-        if ring_covers:
-            return window, window[new_from:]
+            return None
+        if len(window) == 0 or (after_ts is not None and int(window["ts"][0]) > after_ts):
+            return None
+        new_from = int(np.searchsorted(window["ts"], after_ts if after_ts is not None else -1, side="right"))
+        if new_from < worker.history_needed - 1:
+            return None
+        return window, window[new_from:]
+
+    def _window_source(self, worker: SymbolWorker, after_ts: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(history window, new candles to signal): from the ring, or the store when the ring falls short."""
+        nothing = empty()
         if after_ts is None:
-            return window[:0], window[:0]
-        newest = self.store.summary(self.exchange, worker.symbol, self.timeframe).last_ts
-        if newest is None or newest <= after_ts:
-            return window[:0], window[:0]
+            return nothing, nothing
+        _, ring_last = worker.ring.state()
+        if ring_last == after_ts:
+            return nothing, nothing  # the usual case between candles: nothing new
+        # most calls have one new candle: read just enough, then the whole ring, then the store
+        for count in (worker.history_needed + 4, worker.ring.capacity):
+            found = self._from_ring(worker, after_ts, min(count, worker.ring.capacity))
+            if found is not None:
+                return found
+        newest = self.store.latest(self.exchange, worker.symbol, self.timeframe, 1)
+        if len(newest) == 0 or int(newest["ts"][-1]) <= after_ts:
+            return nothing, nothing
         history = self.store.latest(self.exchange, worker.symbol, self.timeframe, worker.history_needed, end_ms=after_ts)
         fresh = self.store.window(self.exchange, worker.symbol, self.timeframe, start_ms=after_ts + 1)
         return np.concatenate([history, fresh]), fresh
@@ -154,11 +167,13 @@ class Inference:
         self._settle_and_decide(worker)
         return made
 
-    def signal_new_candles(self, worker: SymbolWorker) -> int:
-        """Signal every candle newer than the last signal; returns how many signals were made."""
-        if worker.last_signal_ts is None:
-            worker.last_signal_ts = self._resume_point(worker)
-        window, fresh = self._window_source(worker, worker.last_signal_ts)
+    def signal_new_candles(self, worker: SymbolWorker, window: np.ndarray | None = None,
+                           fresh: np.ndarray | None = None) -> int:
+        """Signal every candle newer than the last signal, one by one; returns how many signals were made."""
+        if window is None or fresh is None:
+            if worker.last_signal_ts is None:
+                worker.last_signal_ts = self._resume_point(worker)
+            window, fresh = self._window_source(worker, worker.last_signal_ts)
         if len(fresh) == 0:
             return 0
         offset = len(window) - len(fresh)
@@ -181,6 +196,58 @@ class Inference:
             return self.registry.promoted(worker.symbol, self.timeframe) is not None
         except RegistryError:
             return worker.slot.version is not None
+
+    def signal_batch(self, items: list[tuple[SymbolWorker, np.ndarray]]) -> list[SymbolWorker]:
+        """One new candle for each of several symbols: features, votes and the store write batched.
+
+        Gives exactly the signals `signal_new_candles` would (same windows, same numbers), in one
+        numpy pass per step instead of one per symbol: the latency path when many symbols close at once.
+        """
+        probabilities: list[float | None] = [None] * len(items)
+        versions: list[str | None] = [None] * len(items)
+        by_length: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for row, (worker, window) in enumerate(items):
+            runner = worker.slot.runner
+            if runner is None:
+                continue
+            try:
+                by_length.setdefault(runner.required_candles, []).append((row, runner.recent(window)))
+            except NotEnoughHistory as exc:
+                self.child.log.debug("%s: model skipped for this candle: %s", worker.symbol, exc)
+        for group in by_length.values():
+            features = compute_features(np.stack([recent for _, recent in group]))
+            for (row, recent), rows in zip(group, features):
+                runner = items[row][0].slot.runner
+                assert runner is not None
+                try:
+                    probabilities[row] = runner.predict_features(recent, rows)
+                    versions[row] = runner.version
+                except NotEnoughHistory as exc:
+                    self.child.log.debug("%s: model skipped for this candle: %s", items[row][0].symbol, exc)
+        windows = np.stack([window[-REQUIRED_CANDLES:] for _, window in items])
+        signals = compute_signals(windows, model_probabilities=probabilities, model_versions=versions,
+                                  config=self.config.signals)
+        inserted = self.signals.record_many(self.exchange, self.timeframe,
+                                            [(worker.symbol, signal) for (worker, _), signal in zip(items, signals)])
+        for (worker, _), signal, new in zip(items, signals, inserted):
+            if new:
+                self.child.publish(messages.SIGNAL, symbol=worker.symbol, timeframe=self.timeframe, **signal.as_dict())
+            worker.last_signal_ts = signal.candle_ts
+        return [worker for (worker, _), new in zip(items, inserted) if new]
+
+    def signal_due(self, due: list[SymbolWorker]) -> list[SymbolWorker]:
+        """Signal every due symbol: the usual single new candle in one batch, catch-ups one by one."""
+        batch: list[tuple[SymbolWorker, np.ndarray]] = []
+        signalled: list[SymbolWorker] = []
+        for worker in due:
+            if worker.last_signal_ts is None:
+                worker.last_signal_ts = self._resume_point(worker)
+            window, fresh = self._window_source(worker, worker.last_signal_ts)
+            if len(fresh) == 1 and len(window) >= worker.history_needed:
+                batch.append((worker, window))
+            elif len(fresh) and self.signal_new_candles(worker, window, fresh):
+                signalled.append(worker)
+        return (self.signal_batch(batch) if batch else []) + signalled
 
     def _settle_and_decide(self, worker: SymbolWorker) -> None:
         settled = self.signals.settle(self.exchange, worker.symbol, self.timeframe, horizon=self.config.model.horizon,
@@ -246,8 +313,7 @@ class Inference:
                     worker.ring_head_seen = head
                     due.append(worker)
             # every symbol's signal first (the latency path), then outcomes and the policy
-            signalled = [worker for worker in due if self.signal_new_candles(worker)]
-            for worker in signalled:
+            for worker in self.signal_due(due):
                 self._settle_and_decide(worker)
             self._check_models()
             self._report()

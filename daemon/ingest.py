@@ -64,7 +64,7 @@ class Ingest:
         self.timeframe = self.config.market.timeframe
         self.step = timeframe_ms(self.timeframe)
         self.source = open_market(self.config)
-        self.store = CandleStore(self.config.db_path)
+        self.store = CandleStore(self.config.db_path, autocheckpoint=False)
         self.exchange = self.source.exchange
         self.feeds = {
             symbol: SymbolFeed(symbol, CandleRing.attach(ring_path(self.config.runtime_dir, symbol, self.timeframe),
@@ -137,9 +137,10 @@ class Ingest:
         if not fresh:
             return 0
         self.store.upsert_many([(self.exchange, feed.symbol, self.timeframe, candles) for feed, candles in fresh])
-        for feed, candles in fresh:
+        for feed, candles in fresh:  # every ring first: inference, woken by the first hint, sees them all
             feed.ring.write(candles)
             feed.last_ts = int(candles["ts"][-1])
+        for feed, candles in fresh:
             head, _ = feed.ring.state()
             self.child.publish(messages.CANDLE, symbol=feed.symbol, timeframe=self.timeframe, ts=feed.last_ts,
                                close=float(candles["close"][-1]), count=len(candles), head=head,

@@ -82,16 +82,23 @@ class SignalStore:
 
     def record(self, exchange: str, symbol: str, timeframe: str, signal: Signal) -> bool:
         """Store the signal of a candle; False (and nothing changes) when that candle already has one."""
+        return self.record_many(exchange, timeframe, [(symbol, signal)])[0]
+
+    def record_many(self, exchange: str, timeframe: str, signals: list[tuple[str, Signal]]) -> list[bool]:
+        """`record` for several (symbol, signal) pairs in one transaction (symbols that closed together)."""
+        inserted = []
         with transaction(self.conn):
-            cursor = self.conn.execute(
-                "INSERT OR IGNORE INTO signals (exchange, symbol, timeframe, candle_ts, price, action, confidence,"
-                " probability_up, model_version, model_probability, algo_action, algo_probability, components,"
-                " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (exchange, symbol, timeframe, signal.candle_ts, signal.price, signal.action, signal.confidence,
-                 signal.probability_up, signal.model_version, signal.model_probability, signal.algo_action,
-                 signal.algo_probability, json.dumps(signal.components), time.time()),
-            )
-            return cursor.rowcount == 1
+            for symbol, signal in signals:
+                cursor = self.conn.execute(
+                    "INSERT OR IGNORE INTO signals (exchange, symbol, timeframe, candle_ts, price, action, confidence,"
+                    " probability_up, model_version, model_probability, algo_action, algo_probability, components,"
+                    " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (exchange, symbol, timeframe, signal.candle_ts, signal.price, signal.action, signal.confidence,
+                     signal.probability_up, signal.model_version, signal.model_probability, signal.algo_action,
+                     signal.algo_probability, json.dumps(signal.components), time.time()),
+                )
+                inserted.append(cursor.rowcount == 1)
+        return inserted
 
     def settle(self, exchange: str, symbol: str, timeframe: str, *, horizon: int, fee_bps: float) -> list[Outcome]:
         """Settle every pending signal whose exit candle is stored (see daemon.outcomes)."""

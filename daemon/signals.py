@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -92,16 +92,10 @@ def _check_model_probability(value: float | None) -> float | None:
     return value
 
 
-def compute_signal(candles: np.ndarray, *, model_probability: float | None, model_version: str | None,
-                   config: SignalsConfig) -> Signal:
-    """The signal for the newest candle of `candles` (CANDLE_DTYPE, oldest first, ending at the closed candle).
-
-    `model_probability` is None while no model is promoted; the algorithms alone then decide.
-    """
-    if len(candles) == 0:
-        raise ValueError("no candles: a signal needs at least the candle that just closed")
+def _combine(newest: np.void, votes: dict[str, float | None], model_probability: float | None,
+             model_version: str | None, config: SignalsConfig) -> Signal:
+    """One signal from the algorithms' votes on a candle and the model's probability (if any)."""
     model_probability = _check_model_probability(model_probability)
-    votes: dict[str, float | None] = dict(algorithms.votes(candles))
     weights = config.algorithms.model_dump()
     algo_probability = probability_up(votes, weights)
     algo_action, _ = classify(algo_probability, config.confidence_threshold)
@@ -111,8 +105,28 @@ def compute_signal(candles: np.ndarray, *, model_probability: float | None, mode
     combined = probability_up(votes, weights)
     action, confidence = classify(combined, config.confidence_threshold)
     return Signal(
-        candle_ts=int(candles["ts"][-1]), price=float(candles["close"][-1]), action=action, confidence=confidence,
+        candle_ts=int(newest["ts"]), price=float(newest["close"]), action=action, confidence=confidence,
         probability_up=combined, model_version=model_version if model_probability is not None else None,
         model_probability=model_probability, components=votes, algo_action=algo_action,
         algo_probability=algo_probability,
     )
+
+
+def compute_signal(candles: np.ndarray, *, model_probability: float | None, model_version: str | None,
+                   config: SignalsConfig) -> Signal:
+    """The signal for the newest candle of `candles` (CANDLE_DTYPE, oldest first, ending at the closed candle).
+
+    `model_probability` is None while no model is promoted; the algorithms alone then decide.
+    """
+    if len(candles) == 0:
+        raise ValueError("no candles: a signal needs at least the candle that just closed")
+    return _combine(candles[-1], dict(algorithms.votes(candles)), model_probability, model_version, config)
+
+
+def compute_signals(windows: np.ndarray, *, model_probabilities: Sequence[float | None],
+                    model_versions: Sequence[str | None], config: SignalsConfig) -> list[Signal]:
+    """`compute_signal` for several symbols at once: `windows` is 2-D (one equally long window per row)."""
+    if windows.ndim != 2 or windows.shape[1] == 0:
+        raise ValueError("windows must be 2-D with at least one candle per row")
+    return [_combine(windows[row, -1], votes, model_probabilities[row], model_versions[row], config)
+            for row, votes in enumerate(algorithms.votes_batch(windows))]

@@ -31,18 +31,20 @@ from daemon import sd_notify
 from daemon.child import RESOLVED_CONFIG_NAME, write_resolved_config
 from daemon.children import Children, GiveUp
 from daemon.config import Config, load_config
+from daemon.db import checkpoint
 from daemon.control_commands import ControlCommands
 from daemon.errors import EX_CONFIG, EX_TEMPFAIL, AutoretrainError, ConfigError
 from daemon.logsetup import log_uncaught, setup_logging
 from daemon.status import StatusBoard
 from ipc import messages
-from ipc.bus import EventBus
+from ipc.bus import EventBus, Publisher
 from ipc.control import ControlServer
 from ipc.ring import CandleRing, ring_path
 
 CHILDREN = ("ingest", "inference", "trainer")
 LOCK_NAME = "autoretraind.lock"
 POLL_MS = 100
+CHECKPOINT_EVERY_S = 5.0
 STALE_REPORT_S = 10.0
 
 
@@ -106,6 +108,7 @@ class Supervisor:
         self.config_json = write_resolved_config(config, config.runtime_dir)
         self.context = zmq.Context()
         self.bus = EventBus(self.context, config.runtime_dir)
+        self.publisher = Publisher(self.context, self.bus.publish_endpoint, "supervisor")
         self.children = Children(CHILDREN, self.config_json, config.supervisor)
         self.board = StatusBoard(config, self.children, started_at=self.started_at)
         self.commands = ControlCommands(config, self.board, publish=self.publish)
@@ -116,10 +119,11 @@ class Supervisor:
         self.next_heartbeat = time.monotonic() + config.heartbeat_interval
         self.watchdog_every = sd_notify.watchdog_interval()
         self.next_watchdog = time.monotonic()
+        self.next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
 
     def publish(self, topic: str, **payload: object) -> None:
-        """Events that originate in the supervisor (promotions from the control socket) go straight out."""
-        self.bus.backend.send_multipart(messages.encode(topic, dict(payload), "supervisor"))
+        """Events that originate in the supervisor (promotions from the control socket)."""
+        self.publisher.publish(topic, **payload)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -138,7 +142,7 @@ class Supervisor:
                 return
 
     def _handle_events(self) -> None:
-        for topic, payload in self.bus.forward_events():
+        for topic, payload in self.bus.events():
             if topic == messages.PROCESS:
                 self.children.on_report(str(payload.get("name")), str(payload.get("state")),
                                         dict(payload.get("detail") or {}), payload.get("pid"))
@@ -171,6 +175,13 @@ class Supervisor:
         for line in self.board.heartbeat_lines():
             self.log.info("%s", line)
 
+    def _checkpoint(self) -> None:
+        """Ingest and inference never checkpoint the WAL themselves (latency): the supervisor does."""
+        if time.monotonic() < self.next_checkpoint or not self.config.db_path.exists():
+            return
+        self.next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
+        checkpoint(self.board._store().conn)
+
     def _check_start_deadline(self) -> None:
         if not self.ready_notified and time.time() - self.started_at > self.config.supervisor.ready_timeout:
             waiting = [c.name for c in self.children.table.values() if not c.ready]
@@ -181,8 +192,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         poller = zmq.Poller()
-        poller.register(self.bus.frontend, zmq.POLLIN)
-        poller.register(self.bus.backend, zmq.POLLIN)
+        poller.register(self.bus.capture, zmq.POLLIN)
         poller.register(self.control.sock, zmq.POLLIN)
         self.log.info("autoretraind starting: state %s, runtime %s, symbols %s %s, source %s",
                       self.config.state_dir, self.config.runtime_dir, ", ".join(self.config.market.symbols),
@@ -193,16 +203,15 @@ class Supervisor:
                 if not self.ready_notified:
                     self._start_next_child()
                 ready = dict(poller.poll(POLL_MS))
-                if self.bus.frontend in ready:
+                if self.bus.capture in ready:
                     self._handle_events()
-                if self.bus.backend in ready:
-                    self.bus.forward_subscriptions()
                 if self.control.sock in ready:
                     self.control.handle_pending()
                 self.children.reap(stopping=False)
                 self.children.start_due()
                 self._notify_state()
                 self._heartbeat()
+                self._checkpoint()
                 self._check_start_deadline()
         except GiveUp as exc:
             self.log.error("%s", exc)
@@ -217,6 +226,7 @@ class Supervisor:
         self.children.stop_all(self.config.supervisor.stop_timeout)
         self.board.close()
         self.control.close()
+        self.publisher.close()
         self.bus.close()
         self.context.destroy(linger=0)
         for ring in self.rings:

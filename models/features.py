@@ -44,7 +44,7 @@ def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, fill: float = 0.
 
 def _lag1_autocorrelation(returns: np.ndarray, window: int) -> np.ndarray:
     """Rolling Pearson correlation of r[t] with r[t-1] over `window` pairs: the regime (momentum > 0)."""
-    previous = np.concatenate([[np.nan], returns[:-1]])
+    previous = ind.shift(returns)
     mean_x, mean_y = ind.sma(returns, window), ind.sma(previous, window)
     covariance = ind.sma(returns * previous, window) - mean_x * mean_y
     spread = ind.rolling_std(returns, window) * ind.rolling_std(previous, window)
@@ -52,13 +52,17 @@ def _lag1_autocorrelation(returns: np.ndarray, window: int) -> np.ndarray:
 
 
 def compute_features(candles: np.ndarray) -> np.ndarray:
-    """Features of every candle: float32, shape (len(candles), 28); rows < WARMUP_CANDLES are NaN."""
+    """Features of every candle: float32, shape (len(candles), 28); rows < WARMUP_CANDLES are NaN.
+
+    `candles` may also be 2-D, one equally long window per symbol: the result is then
+    (symbols, candles, 28), computed in one pass (inference batches the symbols that closed together).
+    """
     close = np.asarray(candles["close"], dtype=np.float64)
     open_ = np.asarray(candles["open"], dtype=np.float64)
     high = np.asarray(candles["high"], dtype=np.float64)
     low = np.asarray(candles["low"], dtype=np.float64)
     log_volume = np.log1p(np.maximum(np.asarray(candles["volume"], dtype=np.float64), 0.0))
-    n = len(close)
+    n = close.shape[-1]
 
     r1 = ind.log_returns(close, 1)
     vol_12, vol_48 = ind.rolling_std(r1, 12), ind.rolling_std(r1, 48)
@@ -83,7 +87,7 @@ def compute_features(candles: np.ndarray) -> np.ndarray:
             ind.atr(high, low, close, 14) / close,
             ind.zscore(log_volume, 24),
             ind.zscore(log_volume, 96),
-            log_volume - np.concatenate([[np.nan], log_volume[:-1]]),
+            log_volume - ind.shift(log_volume),
             np.log(close / open_),
             np.log(high / body_top),
             np.log(body_bottom / low),
@@ -92,6 +96,6 @@ def compute_features(candles: np.ndarray) -> np.ndarray:
             np.log(close / ind.sma(close, 24)),
             np.log(close / ind.sma(close, 96)),
         ]
-    out = np.stack(columns, axis=1).astype(np.float32)
-    out[: min(WARMUP_CANDLES, n)] = np.nan
+    out = np.stack(columns, axis=-1).astype(np.float32)
+    out[..., : min(WARMUP_CANDLES, n), :] = np.nan
     return out

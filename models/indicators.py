@@ -1,36 +1,68 @@
 """Technical indicators on numpy arrays, causal and vectorised where numpy allows.
 
 Shared by the model features (models.features) and the rule-based signal algorithms, so both read
-the market the same way. Every function returns an array as long as its input; the value at index t
-uses only inputs at indices <= t (no lookahead), and positions without enough history are NaN.
-Only numpy is imported: the inference process uses these without pandas or torch.
+the market the same way. Every function works along the last axis and returns an array shaped like
+its input: a 1-D series, or a 2-D array with one series per row (inference computes every symbol
+that closed at once in one call). The value at index t uses only inputs at indices <= t (no
+lookahead), and positions without enough history are NaN. Only numpy is imported: the inference
+process uses these without pandas or torch.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
-def _full(length: int) -> np.ndarray:
-    return np.full(length, np.nan, dtype=np.float64)
+def _full(shape: int | tuple[int, ...]) -> np.ndarray:
+    return np.full(shape, np.nan, dtype=np.float64)
+
+
+def shift(values: np.ndarray, lag: int = 1) -> np.ndarray:
+    """values[t - lag] at t (NaN for the first `lag` positions), along the last axis."""
+    values = np.asarray(values, dtype=np.float64)
+    out = _full(values.shape)
+    if lag < values.shape[-1]:
+        out[..., lag:] = values[..., :-lag]
+    return out
+
+
+def _window_sums(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sum, sum of squares, NaN present) over each full window along the last axis, from running sums.
+
+    Values are taken relative to the row's first finite value, which depends only on the start of the
+    series (never on later candles) and keeps the running sum of squares small enough for float64.
+    """
+    finite = np.isfinite(values)
+    first = np.argmax(finite, axis=-1)[..., None]
+    offset = np.take_along_axis(np.where(finite, values, 0.0), first, axis=-1)
+    centred = np.where(finite, values - offset, 0.0)
+    pad = np.zeros(values.shape[:-1] + (1,))
+    sums = np.concatenate([pad, np.cumsum(centred, axis=-1)], axis=-1)
+    squares = np.concatenate([pad, np.cumsum(centred * centred, axis=-1)], axis=-1)
+    gaps = np.concatenate([pad, np.cumsum(~finite, axis=-1)], axis=-1)
+    total = sums[..., window:] - sums[..., :-window]
+    return total + window * offset, squares[..., window:] - squares[..., :-window], \
+        (gaps[..., window:] - gaps[..., :-window]) > 0, total
 
 
 def sma(values: np.ndarray, window: int) -> np.ndarray:
-    """Simple moving average over `window` values."""
+    """Simple moving average over `window` values (NaN where the window holds a NaN)."""
     values = np.asarray(values, dtype=np.float64)
-    out = _full(len(values))
-    if window <= len(values):
-        out[window - 1:] = sliding_window_view(values, window).mean(axis=1)
+    out = _full(values.shape)
+    if window <= values.shape[-1]:
+        total, _, has_nan, _ = _window_sums(values, window)
+        out[..., window - 1:] = np.where(has_nan, np.nan, total / window)
     return out
 
 
 def rolling_std(values: np.ndarray, window: int) -> np.ndarray:
-    """Population standard deviation over `window` values."""
+    """Population standard deviation over `window` values (NaN where the window holds a NaN)."""
     values = np.asarray(values, dtype=np.float64)
-    out = _full(len(values))
-    if window <= len(values):
-        out[window - 1:] = sliding_window_view(values, window).std(axis=1)
+    out = _full(values.shape)
+    if window <= values.shape[-1]:
+        _, squares, has_nan, centred_total = _window_sums(values, window)
+        variance = np.maximum(squares / window - (centred_total / window) ** 2, 0.0)
+        out[..., window - 1:] = np.where(has_nan, np.nan, np.sqrt(variance))
     return out
 
 
@@ -44,34 +76,35 @@ def ema(values: np.ndarray, span: int, *, wilder: bool = False) -> np.ndarray:
     float64's range (results agree with the recursion to ~1e-14 relative).
     """
     values = np.asarray(values, dtype=np.float64)
-    out = _full(len(values))
-    finite = np.flatnonzero(np.isfinite(values))
+    out = _full(values.shape)
+    length = values.shape[-1]
+    finite = np.flatnonzero(np.isfinite(values).reshape(-1, length).all(axis=0)) if length else []
     if len(finite) == 0:
         return out
     start = int(finite[0])
-    if len(values) - start < span:
+    if length - start < span:
         return out
     alpha = 1.0 / span if wilder else 2.0 / (span + 1.0)
     decay = 1.0 - alpha
     seed_end = start + span - 1
-    level = float(values[start:seed_end + 1].mean())
-    out[seed_end] = level
+    level = values[..., start:seed_end + 1].mean(axis=-1)
+    out[..., seed_end] = level
     block_length = int(min(4096, max(16, 276.0 / -np.log(decay))))
-    exponents = np.arange(1, min(block_length, len(values)) + 1, dtype=np.float64)
+    exponents = np.arange(1, min(block_length, length) + 1, dtype=np.float64)
     growth, shrink = decay ** -exponents, decay ** exponents
-    for first in range(seed_end + 1, len(values), block_length):
-        block = values[first:first + block_length]
-        size = len(block)
-        levels = shrink[:size] * (level + alpha * np.cumsum(growth[:size] * block))
-        out[first:first + size] = levels
-        level = float(levels[-1])
+    for first in range(seed_end + 1, length, block_length):
+        block = values[..., first:first + block_length]
+        size = block.shape[-1]
+        levels = shrink[:size] * (level[..., None] + alpha * np.cumsum(growth[:size] * block, axis=-1))
+        out[..., first:first + size] = levels
+        level = levels[..., -1]
     return out
 
 
 def rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
     """Wilder's relative strength index, 0..100."""
     close = np.asarray(close, dtype=np.float64)
-    change = np.diff(close, prepend=np.nan)
+    change = close - shift(close)
     gain = ema(np.where(np.isnan(change), np.nan, np.maximum(change, 0.0)), period, wilder=True)
     loss = ema(np.where(np.isnan(change), np.nan, np.maximum(-change, 0.0)), period, wilder=True)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -101,9 +134,10 @@ def bollinger(close: np.ndarray, window: int = 20, width: float = 2.0) -> tuple[
 
 
 def true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
-    prev_close = np.concatenate([[np.nan], np.asarray(close, dtype=np.float64)[:-1]])
+    prev_close = shift(close)
     ranges = np.stack([high - low, np.abs(high - prev_close), np.abs(low - prev_close)])
-    return np.nanmax(ranges, axis=0)
+    with np.errstate(invalid="ignore"):
+        return np.nanmax(ranges, axis=0)
 
 
 def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int = 14) -> np.ndarray:
@@ -123,7 +157,4 @@ def zscore(values: np.ndarray, window: int) -> np.ndarray:
 def log_returns(close: np.ndarray, lag: int = 1) -> np.ndarray:
     """log(close_t / close_{t-lag})."""
     close = np.asarray(close, dtype=np.float64)
-    out = _full(len(close))
-    if lag < len(close):
-        out[lag:] = np.log(close[lag:] / close[:-lag])
-    return out
+    return np.log(close / shift(close, lag))

@@ -213,14 +213,23 @@ class ModelRunner:
         scaled = self.scaled_features(candles) if scaled is None else scaled
         return self.predict_windows(windows(scaled, ends, self.seq_len))
 
-    def predict(self, candles: np.ndarray) -> float:
-        """P(close[t+horizon] > close[t]) for the LAST candle; needs `required_candles` contiguous candles."""
+    def recent(self, candles: np.ndarray) -> np.ndarray:
+        """The last `required_candles` candles, checked for length and gaps (raises NotEnoughHistory)."""
         if len(candles) < self.required_candles:
             raise NotEnoughHistory(f"model {self.version} needs {self.required_candles} candles, got {len(candles)}")
         recent = candles[-self.required_candles:]
         if self.step_ms is not None and np.any(np.diff(recent["ts"]) != self.step_ms):
             raise NotEnoughHistory(f"gap in the last {self.required_candles} candles: features would span it")
-        scaled = self.scaled_features(recent)
+        return recent
+
+    def predict_features(self, recent: np.ndarray, features: np.ndarray) -> float:
+        """`predict` when `features = compute_features(recent)` was already computed (inference batches it)."""
+        scaled = self.normaliser.apply(features)
         if not np.isfinite(scaled[-self.seq_len:]).all():
             raise NotEnoughHistory("non-finite features in the input window")
         return float(self.probabilities(recent, np.array([len(recent) - 1]), scaled)[0])
+
+    def predict(self, candles: np.ndarray) -> float:
+        """P(close[t+horizon] > close[t]) for the LAST candle; needs `required_candles` contiguous candles."""
+        recent = self.recent(candles)
+        return self.predict_features(recent, compute_features(recent))
