@@ -60,7 +60,7 @@ class SimulatedConfig(_Section):
     seed: int = 7
     speed: float = Field(3600.0, gt=0, le=10_000_000)
     start: str = "2024-01-01T00:00:00Z"
-    history_candles: int = Field(2000, ge=0, le=1_000_000)
+    history_candles: int = Field(1200, ge=0, le=1_000_000)
     start_price: float = Field(30000.0, gt=0)
     volatility: float = Field(0.01, gt=0, le=0.2)
     regimes: list[RegimeConfig] = Field(
@@ -307,6 +307,16 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
     return _format_location(location), _describe_error(error) + extra
 
 
+def _cross_checks(config: Config) -> tuple[str, str] | None:
+    """Settings that are valid one by one but cannot work together: (key path, problem)."""
+    most = int(config.training.days * 86_400_000 / timeframe_ms(config.market.timeframe))
+    if most < config.training.min_candles:
+        return "training.days", (f"{config.training.days:g} days hold at most {most} {config.market.timeframe} "
+                                  f"candles, fewer than training.min_candles ({config.training.min_candles}): "
+                                  "no retrain could ever succeed")
+    return None
+
+
 def find_config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
     """`--config`, then `$AUTORETRAIN_CONFIG`, then ./config.yaml; None means built-in defaults."""
     for candidate, origin in ((explicit, "--config"), (env.get(CONFIG_ENV), f"${CONFIG_ENV}")):
@@ -369,6 +379,10 @@ def build_config(data: Mapping[str, Any], *, base: Path | None = None, env: Mapp
     except ValidationError as exc:
         key, problem = _first_error(exc)
         raise ConfigError(f"{origin}: {key}: {problem}", key_path=key) from None
+    conflict = _cross_checks(config)
+    if conflict is not None:
+        key, problem = conflict
+        raise ConfigError(f"{origin}: {key}: {problem}", key_path=key)
     return _with_resolved_paths(config, base or Path.cwd(), env)
 
 

@@ -83,6 +83,8 @@ def test_config_env_variable_is_used_and_must_exist(tmp_path: Path, monkeypatch:
         ("control:\n  endpoint: tcp://0.0.0.0:5555\n", "control.endpoint", "loopback only"),
         ("market:\n  simulated:\n    regimes: [{kind: sideways, candles: 10}]\n", "market.simulated.regimes[0].kind", "momentum"),
         ("market:\n  simulated:\n    start: yesterday\n", "market.simulated.start", "invalid date"),
+        ("training:\n  days: 15\n  min_candles: 400\n", "training.days", "hold at most 360 1h candles"),
+        ("market:\n  timeframe: 1d\n", "training.days", "fewer than training.min_candles (1000)"),
     ],
 )
 def test_invalid_values_name_the_key_path(tmp_path: Path, text: str, key: str, problem: str) -> None:
