@@ -16,7 +16,7 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import zmq
 
@@ -102,11 +102,21 @@ class Child:
         self.context.destroy(linger=0)
 
 
-def run_child(name: str, body: Any, argv: Sequence[str] | None = None) -> int:
-    """Start the child, run `body(child)`, always close; returns the exit code."""
+class ChildBody(Protocol):
+    def run(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def run_child(name: str, make: Callable[[Child], ChildBody], argv: Sequence[str] | None = None) -> int:
+    """Start the child, build its body with `make(child)`, run it, always close both; the exit code."""
     child = Child(name, argv)
     try:
-        code = body(child)
+        body = make(child)
+        try:
+            code = body.run()
+        finally:
+            body.close()
     except AutoretrainError as exc:
         child.log.error("%s cannot run: %s", name, exc)
         code = exc.exit_code
@@ -116,4 +126,3 @@ def run_child(name: str, body: Any, argv: Sequence[str] | None = None) -> int:
     finally:
         child.close()
     return int(code or 0)
-

@@ -324,16 +324,8 @@ class Inference:
         self.store.close()
 
 
-def _body(child: Child) -> int:
-    inference = Inference(child)
-    try:
-        return inference.run()
-    finally:
-        inference.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_child("inference", _body, argv)
+    return run_child("inference", Inference, argv)
 
 
 if __name__ == "__main__":

@@ -178,16 +178,8 @@ class Ingest:
             feed.ring.close()
 
 
-def _body(child: Child) -> int:
-    ingest = Ingest(child)
-    try:
-        return ingest.run()
-    finally:
-        ingest.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_child("ingest", _body, argv)
+    return run_child("ingest", Ingest, argv)
 
 
 if __name__ == "__main__":

@@ -99,16 +99,8 @@ class Trainer:
         self.store.close()
 
 
-def _body(child: Child) -> int:
-    trainer = Trainer(child)
-    try:
-        return trainer.run()
-    finally:
-        trainer.close()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_child("trainer", _body, argv)
+    return run_child("trainer", Trainer, argv)
 
 
 if __name__ == "__main__":

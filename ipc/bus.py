@@ -26,6 +26,23 @@ def bus_endpoints(runtime_dir: Path) -> tuple[str, str]:
     return f"ipc://{Path(runtime_dir) / 'bus-in.sock'}", f"ipc://{Path(runtime_dir) / 'bus-out.sock'}"
 
 
+def receive_events(sock: zmq.Socket, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """Decoded events waiting on `sock` now, without blocking; other frames (subscriptions) skipped."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+    for _ in range(limit):
+        try:
+            frames = sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            break
+        if len(frames) != 2:
+            continue
+        try:
+            seen.append(messages.decode(frames))
+        except messages.MessageError as exc:
+            log.warning("undecodable event on the bus: %s", exc)
+    return seen
+
+
 def _socket(context: zmq.Context, kind: int) -> zmq.Socket:
     sock = context.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
@@ -86,19 +103,7 @@ class EventBus:
 
     def events(self, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
         """Events that passed through the bus since the last call (subscription frames are skipped)."""
-        seen: list[tuple[str, dict[str, Any]]] = []
-        for _ in range(limit):
-            try:
-                frames = self.capture.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            if len(frames) != 2:
-                continue  # a (un)subscription travelling upstream
-            try:
-                seen.append(messages.decode(frames))
-            except messages.MessageError as exc:
-                log.warning("undecodable event on the bus: %s", exc)
-        return seen
+        return receive_events(self.capture, limit)
 
     def close(self) -> None:
         try:
@@ -141,17 +146,7 @@ class Subscriber:
 
     def drain(self, limit: int = 10_000) -> list[tuple[str, dict[str, Any]]]:
         """Every event waiting now (without blocking)."""
-        out: list[tuple[str, dict[str, Any]]] = []
-        for _ in range(limit):
-            try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            try:
-                out.append(messages.decode(frames))
-            except messages.MessageError as exc:
-                log.warning("undecodable event on the bus: %s", exc)
-        return out
+        return receive_events(self.sock, limit)
 
     def close(self) -> None:
         self.sock.close(0)
