@@ -10,6 +10,7 @@ watchdog and `status` all come from these reports, and a lost report is simply r
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from ipc import messages
 from ipc.bus import Publisher, Subscriber, bus_endpoints
 
 REPORT_INTERVAL_S = 1.0
+PR_SET_PDEATHSIG = 1
 RESOLVED_CONFIG_NAME = "config.resolved.json"
 
 
@@ -41,10 +43,21 @@ def write_resolved_config(config: Config, runtime_dir: Path) -> Path:
     return path
 
 
+def _stop_with_parent() -> None:
+    """Ask Linux for SIGTERM when the supervisor dies (even by SIGKILL): no orphan keeps running."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: systemd's KillMode=mixed still cleans up the unit's processes
+
+
 class Child:
     """The running child: config, logger, bus sockets, stop flag and liveness reports."""
 
     def __init__(self, name: str, argv: Sequence[str] | None = None) -> None:
+        parent = os.getppid()
+        _stop_with_parent()
         parser = argparse.ArgumentParser(prog=f"autoretrain-{name}")
         parser.add_argument("--config-json", required=True, type=Path)
         args = parser.parse_args(argv)
@@ -55,6 +68,8 @@ class Child:
         self.stopping = False
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
+        if os.getppid() != parent:
+            self.stopping = True  # the supervisor died before we could ask to be told
         self.context = zmq.Context()
         publish_endpoint, subscribe_endpoint = bus_endpoints(self.config.runtime_dir)
         self.subscribe_endpoint = subscribe_endpoint

@@ -90,10 +90,10 @@ class Daemon:
     def config(self) -> Config:
         return load_config(self.config_path, env={})
 
-    def start(self) -> "Daemon":
+    def start(self, **extra_env: str) -> "Daemon":
         env = {k: v for k, v in os.environ.items() if k not in ("AUTORETRAIN_CONFIG", "STATE_DIRECTORY",
                                                                 "RUNTIME_DIRECTORY", "JOURNAL_STREAM")}
-        env.update({"PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(self.notify.path)})
+        env.update({"PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(self.notify.path), **extra_env})
         self._log = open(self.stderr_path, "w")
         self.process = subprocess.Popen([sys.executable, "-m", "daemon.supervisor", "--config", str(self.config_path)],
                                         env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)

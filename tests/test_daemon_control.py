@@ -27,7 +27,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     config = simulated_config(tmp_path / "state", market={"simulated": {"seed": 11, "speed": 3600,
                                                                         "history_candles": 1000}},
                               auto_training={"enabled": False})
-    running = Daemon(tmp_path, config).start()
+    running = Daemon(tmp_path, config).start(WATCHDOG_USEC="1000000")
     try:
         running.wait_ready()
         yield running
@@ -43,6 +43,11 @@ def test_ready_only_when_every_child_reports_ready(daemon: Daemon) -> None:
     assert all(p["ready"] and p["state"] == "ready" for p in children)
     assert any(m.startswith("STATUS=3/3 processes ready") for m in daemon.notify.messages for m in m.split("\n"))
     assert "autoretraind ready: ingest pid" in daemon.log()
+
+
+def test_watchdog_is_pinged_while_every_child_reports(daemon: Daemon) -> None:
+    daemon.wait_for(lambda: sum(m.split("\n").count("WATCHDOG=1") for m in daemon.notify.messages) >= 3, 10,
+                    "three WATCHDOG=1 pings (WatchdogSec=1s)")
 
 
 def test_control_socket_permissions(daemon: Daemon) -> None:
@@ -100,6 +105,39 @@ def test_retrain_command_queues_once_and_wait_follows_it(daemon: Daemon) -> None
     assert [v["version"] for v in models["versions"]]
 
 
+def test_a_broken_promoted_model_is_refused_and_the_served_one_stays(daemon: Daemon) -> None:
+    import shutil
+
+    from models.registry import Registry
+
+    trained = run_ctl("--config", str(daemon.config_path), "train", "BTC/USDT", "--epochs", "2", "--promote",
+                      "always", "--json", timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    good = json.loads(trained.stdout)["version"]
+    daemon.wait_for(lambda: daemon.status()["symbols"][0]["model_version"] == good, 30, f"inference serving {good}")
+
+    registry = Registry(daemon.config.models_dir)
+    with registry.stage("BTC/USDT", "1h") as staging:
+        source = registry.version_dir("BTC/USDT", "1h", good)
+        for item in source.iterdir():
+            shutil.copy(item, staging.path / item.name)
+        model = staging.path / "model.onnx"
+        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # truncated on disk
+        staging.commit(json.loads((source / "meta.json").read_text()))
+    broken = staging.version
+    registry.promote("BTC/USDT", "1h", broken)  # behind the daemon's back, bypassing verification
+    newest = daemon.query("SELECT MAX(candle_ts) FROM signals")[0][0]
+    daemon.wait_for(lambda: f"refused model {broken} for BTC/USDT" in daemon.log(), 30, "the refusal")
+    daemon.wait_for(lambda: daemon.query("SELECT MAX(candle_ts) FROM signals")[0][0] > newest + 3 * 3_600_000, 30,
+                    "signals after the refusal")
+    symbol = daemon.status()["symbols"][0]
+    assert symbol["promoted_version"] == broken and symbol["model_version"] == good
+    served = daemon.query("SELECT DISTINCT model_version FROM signals WHERE candle_ts > ?", newest)
+    assert {row[0] for row in served} <= {good, None}
+    assert "sha256" in daemon.log().split(f"refused model {broken} for BTC/USDT:")[1].split("\n")[0]
+    registry.rollback("BTC/USDT", "1h")  # back to the good one for the tests that follow
+
+
 def test_a_second_daemon_on_the_same_state_refuses(daemon: Daemon, tmp_path: Path) -> None:
     import yaml
 
@@ -128,6 +166,44 @@ def test_sigterm_stops_everything_and_leaves_nothing_behind(daemon: Daemon) -> N
     offline = run_ctl("--config", str(daemon.config_path), "status")
     assert offline.returncode == 69
     assert offline.stderr.strip().startswith("autoretrainctl: error: autoretraind is not running")
+
+
+def test_a_killed_supervisor_takes_its_children_along_and_a_new_daemon_starts(tmp_path: Path) -> None:
+    config = simulated_config(tmp_path / "state", auto_training={"enabled": False})
+    first = Daemon(tmp_path, config, name="first.yaml").start()
+    try:
+        first.wait_ready()
+        pids = [p["pid"] for p in first.status()["processes"] if p["name"] != "supervisor"]
+        assert first.process is not None
+        os.kill(first.process.pid, signal.SIGKILL)
+        first.process.wait(timeout=10)
+
+        def gone() -> bool:
+            for pid in pids:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    continue
+                if open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+                    return False
+            return True
+
+        deadline = time.monotonic() + 20
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert gone(), "children outlived their supervisor"
+        # the killed daemon left its socket, rings and lock behind: none of it blocks a new one
+        assert Path(first.config.control_endpoint[len("ipc://"):]).exists()
+        second = Daemon(tmp_path, config, name="second.yaml").start()
+        try:
+            second.wait_ready()
+            assert second.status()["daemon"]["ready"] is True
+        finally:
+            assert second.stop() == 0
+            second.kill_everything()
+    finally:
+        first.kill_everything()
+        first.notify.close()
 
 
 def test_bad_config_exits_78_with_the_key_path(tmp_path: Path) -> None:

@@ -121,3 +121,37 @@ def test_download_command_works_offline_on_the_simulated_market(write_config) ->
     assert report["complete"] and report["last"] == "2024-03-03T11:00:00Z"  # 1500 hourly candles after 2024-01-01
     summary = json.loads(run_ctl("--config", str(config), "candles", "ETH/USDT", "--json").stdout)
     assert summary["count"] == report["inserted"] and summary["gaps"] == 0
+
+
+def test_download_shows_a_progress_bar_on_a_terminal_only(write_config) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    config = write_config({"market": {"source": "simulated", "simulated": {"history_candles": 3000}}})
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"}
+    process = subprocess.Popen([sys.executable, "-m", "daemon.ctl", "--config", str(config), "download", "BTC/USDT",
+                                "--days", "120"], stdout=subprocess.PIPE, stderr=terminal, env=env)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = process.communicate(timeout=60)
+    os.close(main)
+    assert process.returncode == 0
+    assert b"candle" in shown and b"100%" in shown and b"2.88k/2.88k" in shown  # tqdm's bar on the terminal
+    assert b" candles fetched (" in out and b"candle" not in shown.split(b"\n")[-1]  # the result goes to stdout

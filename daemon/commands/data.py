@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Callable
 
@@ -61,7 +62,11 @@ def _progress_bar(args: argparse.Namespace, timeframe: str) -> tuple[Callable[[i
     from tqdm import tqdm
 
     step = timeframe_ms(timeframe)
-    bar = tqdm(total=0, unit="candle", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+    try:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    except OSError:
+        width = 0
+    bar = tqdm(total=0, unit="candle", unit_scale=True, file=sys.stderr, ncols=width if width >= 40 else 80)
 
     def update(cursor: int, start: int, end: int) -> None:
         bar.total = max(0, (end - start) // step + 1)
