@@ -45,9 +45,9 @@ def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, fill: float = 0.
 def _lag1_autocorrelation(returns: np.ndarray, window: int) -> np.ndarray:
     """Rolling Pearson correlation of r[t] with r[t-1] over `window` pairs: the regime (momentum > 0)."""
     previous = ind.shift(returns)
-    mean_x, mean_y = ind.sma(returns, window), ind.sma(previous, window)
-    covariance = ind.sma(returns * previous, window) - mean_x * mean_y
-    spread = ind.rolling_std(returns, window) * ind.rolling_std(previous, window)
+    x, y = ind.Rolling(returns), ind.Rolling(previous)
+    covariance = ind.sma(returns * previous, window) - x.mean(window) * y.mean(window)
+    spread = x.std(window) * y.std(window)
     return np.clip(_safe_ratio(covariance, spread), -1.0, 1.0)
 
 
@@ -65,9 +65,10 @@ def compute_features(candles: np.ndarray) -> np.ndarray:
     n = close.shape[-1]
 
     r1 = ind.log_returns(close, 1)
-    vol_12, vol_48 = ind.rolling_std(r1, 12), ind.rolling_std(r1, 48)
+    r1_sums, close_sums, volume_sums = ind.Rolling(r1), ind.Rolling(close), ind.Rolling(log_volume)
+    vol_12, vol_48 = r1_sums.std(12), r1_sums.std(48)
     macd_line, macd_signal, macd_hist = ind.macd(close)
-    _, upper, lower, bb_position = ind.bollinger(close, 20, 2.0)
+    _, upper, lower, bb_position = ind.bollinger(close, 20, 2.0, rolling=close_sums)
     middle = (upper + lower) / 2.0
     body_top, body_bottom = np.maximum(open_, close), np.minimum(open_, close)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -85,16 +86,16 @@ def compute_features(candles: np.ndarray) -> np.ndarray:
             bb_position - 0.5,
             _safe_ratio(upper - lower, middle),
             ind.atr(high, low, close, 14) / close,
-            ind.zscore(log_volume, 24),
-            ind.zscore(log_volume, 96),
+            ind.zscore(log_volume, 24, volume_sums),
+            ind.zscore(log_volume, 96, volume_sums),
             log_volume - ind.shift(log_volume),
             np.log(close / open_),
             np.log(high / body_top),
             np.log(body_bottom / low),
             np.log(high / low),
             _safe_ratio(close - low, high - low, fill=0.5) - 0.5,
-            np.log(close / ind.sma(close, 24)),
-            np.log(close / ind.sma(close, 96)),
+            np.log(close / close_sums.mean(24)),
+            np.log(close / close_sums.mean(96)),
         ]
     out = np.stack(columns, axis=-1).astype(np.float32)
     out[..., : min(WARMUP_CANDLES, n), :] = np.nan

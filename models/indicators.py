@@ -26,44 +26,58 @@ def shift(values: np.ndarray, lag: int = 1) -> np.ndarray:
     return out
 
 
-def _window_sums(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sum, sum of squares, NaN present) over each full window along the last axis, from running sums.
+class Rolling:
+    """Running sums of one series (or one per row), from which any window's mean and std follow in O(n).
 
-    Values are taken relative to the row's first finite value, which depends only on the start of the
-    series (never on later candles) and keeps the running sum of squares small enough for float64.
+    Built once per series and reused for every window length over it (Bollinger's mean and width, a
+    z-score's mean and std, the 24- and 96-candle averages...). Values are taken relative to the row's
+    first finite value, which depends only on the start of the series (never on later candles) and
+    keeps the running sum of squares small enough for float64. A window holding a NaN gives NaN.
     """
-    finite = np.isfinite(values)
-    first = np.argmax(finite, axis=-1)[..., None]
-    offset = np.take_along_axis(np.where(finite, values, 0.0), first, axis=-1)
-    centred = np.where(finite, values - offset, 0.0)
-    pad = np.zeros(values.shape[:-1] + (1,))
-    sums = np.concatenate([pad, np.cumsum(centred, axis=-1)], axis=-1)
-    squares = np.concatenate([pad, np.cumsum(centred * centred, axis=-1)], axis=-1)
-    gaps = np.concatenate([pad, np.cumsum(~finite, axis=-1)], axis=-1)
-    total = sums[..., window:] - sums[..., :-window]
-    return total + window * offset, squares[..., window:] - squares[..., :-window], \
-        (gaps[..., window:] - gaps[..., :-window]) > 0, total
+
+    def __init__(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        self.shape = values.shape
+        finite = np.isfinite(values)
+        first = np.argmax(finite, axis=-1)[..., None]
+        self.offset = np.take_along_axis(np.where(finite, values, 0.0), first, axis=-1)
+        centred = np.where(finite, values - self.offset, 0.0)
+        pad = np.zeros(values.shape[:-1] + (1,))
+        self.sums = np.concatenate([pad, np.cumsum(centred, axis=-1)], axis=-1)
+        self.squares = np.concatenate([pad, np.cumsum(centred * centred, axis=-1)], axis=-1)
+        self.gaps = np.concatenate([pad, np.cumsum(~finite, axis=-1)], axis=-1)
+
+    def _window(self, running: np.ndarray, window: int) -> np.ndarray:
+        return running[..., window:] - running[..., :-window]
+
+    def _fill(self, window: int, values: np.ndarray) -> np.ndarray:
+        out = _full(self.shape)
+        has_nan = self._window(self.gaps, window) > 0
+        out[..., window - 1:] = np.where(has_nan, np.nan, values)
+        return out
+
+    def mean(self, window: int) -> np.ndarray:
+        if window > self.shape[-1]:
+            return _full(self.shape)
+        return self._fill(window, self._window(self.sums, window) / window + self.offset)
+
+    def std(self, window: int) -> np.ndarray:
+        """Population standard deviation."""
+        if window > self.shape[-1]:
+            return _full(self.shape)
+        centred_mean = self._window(self.sums, window) / window
+        variance = np.maximum(self._window(self.squares, window) / window - centred_mean ** 2, 0.0)
+        return self._fill(window, np.sqrt(variance))
 
 
 def sma(values: np.ndarray, window: int) -> np.ndarray:
     """Simple moving average over `window` values (NaN where the window holds a NaN)."""
-    values = np.asarray(values, dtype=np.float64)
-    out = _full(values.shape)
-    if window <= values.shape[-1]:
-        total, _, has_nan, _ = _window_sums(values, window)
-        out[..., window - 1:] = np.where(has_nan, np.nan, total / window)
-    return out
+    return Rolling(values).mean(window)
 
 
 def rolling_std(values: np.ndarray, window: int) -> np.ndarray:
     """Population standard deviation over `window` values (NaN where the window holds a NaN)."""
-    values = np.asarray(values, dtype=np.float64)
-    out = _full(values.shape)
-    if window <= values.shape[-1]:
-        _, squares, has_nan, centred_total = _window_sums(values, window)
-        variance = np.maximum(squares / window - (centred_total / window) ** 2, 0.0)
-        out[..., window - 1:] = np.where(has_nan, np.nan, np.sqrt(variance))
-    return out
+    return Rolling(values).std(window)
 
 
 def ema(values: np.ndarray, span: int, *, wilder: bool = False) -> np.ndarray:
@@ -122,10 +136,12 @@ def macd(close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9) -> 
     return line, signal_line, line - signal_line
 
 
-def bollinger(close: np.ndarray, window: int = 20, width: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def bollinger(close: np.ndarray, window: int = 20, width: float = 2.0,
+              rolling: Rolling | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(middle, upper, lower, position) where position = (close - lower) / (upper - lower)."""
-    middle = sma(close, window)
-    spread = width * rolling_std(close, window)
+    rolling = rolling or Rolling(close)
+    middle = rolling.mean(window)
+    spread = width * rolling.std(window)
     upper, lower = middle + spread, middle - spread
     with np.errstate(divide="ignore", invalid="ignore"):
         position = np.where(spread > 0, (np.asarray(close) - lower) / (upper - lower), 0.5)
@@ -145,10 +161,13 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int = 14) 
     return ema(true_range(np.asarray(high, float), np.asarray(low, float), np.asarray(close, float)), period, wilder=True)
 
 
-def zscore(values: np.ndarray, window: int) -> np.ndarray:
-    """(x - rolling mean) / rolling std over `window` values; 0 where the std is 0."""
-    mean = sma(values, window)
-    std = rolling_std(values, window)
+def zscore(values: np.ndarray, window: int, rolling: Rolling | None = None) -> np.ndarray:
+    """(x - rolling mean) / rolling std over `window` values; 0 where the std is 0.
+
+    `rolling` may pass the running sums of `values` already built for another window."""
+    rolling = rolling or Rolling(values)
+    mean = rolling.mean(window)
+    std = rolling.std(window)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(std > 0, (np.asarray(values, float) - mean) / std, 0.0)
     return np.where(np.isnan(mean), np.nan, out)
