@@ -59,9 +59,15 @@ class StatusBoard:
         try:
             process = self._psutil.get(pid)
             if process is None:
+                # first look: the average over the process's life (psutil needs two samples for a rate)
                 process = self._psutil[pid] = psutil.Process(pid)
+                times = process.cpu_times()
+                alive = max(1e-3, time.time() - process.create_time())
                 process.cpu_percent(None)
-            return {"rss_mb": round(process.memory_info().rss / 2**20, 1), "cpu_percent": process.cpu_percent(None)}
+                cpu = 100.0 * (times.user + times.system) / alive
+            else:
+                cpu = process.cpu_percent(None)
+            return {"rss_mb": round(process.memory_info().rss / 2**20, 1), "cpu_percent": round(cpu, 1)}
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             self._psutil.pop(pid, None)
             return {"rss_mb": None, "cpu_percent": None}

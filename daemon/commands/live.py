@@ -63,7 +63,8 @@ def status_text(status: dict[str, Any]) -> str:
                      f"{_mb(p.get('rss_mb')):>9}{cpu:>8}")
     for s in status["symbols"]:
         lines.append("")
-        lines.append(f"{s['symbol']} {s['timeframe']}: price {s['price'] if s['price'] is not None else '-'} | "
+        price = f"{s['price']:,.2f}" if s["price"] is not None else "-"
+        lines.append(f"{s['symbol']} {s['timeframe']}: price {price} | "
                      f"candles {s['candles']} (last {s['last_candle'] or '-'}) | model {s['model_version'] or 'none'}"
                      f" (promoted {s['promoted_version'] or 'none'})")
         lines.append(f"  signals {s['signals']} | win rate {_pct(s['win_rate'])} | PnL {_pct(s['pnl_pct'], True)} | "
