@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import SupervisorConfig
+from daemon.errors import EX_CONFIG
 
 log = logging.getLogger("autoretrain.supervisor")
 STOP_ORDER = ("ingest", "inference", "trainer")
-EX_CONFIG = 78
+# How long a child's main loop may go without progress before it counts as hung (watchdog stops).
+STALL_LIMIT_S = {"ingest": 180.0, "inference": 180.0, "trainer": 900.0}
+REPORT_STALE_S = 10.0
 
 
 class GiveUp(Exception):
@@ -42,6 +45,8 @@ class ChildProcess:
     ready: bool = False
     started_at: float | None = None
     last_report: float | None = None  # monotonic time of the newest liveness report
+    stalled_s: float = 0.0  # how long ago the child's main loop last made progress (its own report)
+    progress_at: float | None = None  # monotonic time the child's reported state or detail last changed
     detail: dict[str, Any] = field(default_factory=dict)
     exits: collections.deque = field(default_factory=collections.deque)  # monotonic times of unexpected exits
     restarts: int = 0
@@ -74,17 +79,22 @@ class Children:
         child.state = "starting"
         child.ready = False
         child.started_at = time.time()
-        child.last_report = time.monotonic()
+        child.last_report = child.progress_at = time.monotonic()
+        child.stalled_s = 0.0
         child.next_start = None
         log.info("started %s (pid %d)", child.name, child.process.pid)
 
-    def on_report(self, name: str, state: str, detail: dict[str, Any], pid: int | None) -> None:
+    def on_report(self, name: str, state: str, detail: dict[str, Any], pid: int | None,
+                  stalled_s: float = 0.0) -> None:
         child = self.table.get(name)
         if child is None or child.pid is None or (pid is not None and pid != child.pid):
             return  # a report from a process that is gone (or not ours)
         child.last_report = time.monotonic()
+        if state != child.state or detail != child.detail:
+            child.progress_at = child.last_report
         child.state = state
         child.detail = detail
+        child.stalled_s = float(stalled_s or 0.0)
         if state == "ready" or (child.ready and state not in ("stopped",)):
             if not child.ready:
                 log.info("%s is ready", name)
@@ -130,6 +140,12 @@ class Children:
         for child in self.table.values():
             if child.process is None and child.next_start is not None and child.next_start <= now:
                 self.spawn(child)
+
+    def healthy(self) -> bool:
+        """Every child alive, reporting, and its main loop making progress (what the watchdog stands for)."""
+        now = time.monotonic()
+        return all(child.alive and child.last_report is not None and now - child.last_report < REPORT_STALE_S
+                   and child.stalled_s < STALL_LIMIT_S.get(child.name, 180.0) for child in self.table.values())
 
     def all_ready(self) -> bool:
         return all(child.ready for child in self.table.values())

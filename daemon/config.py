@@ -102,6 +102,24 @@ class MarketConfig(_Section):
     def _timeframe_valid(cls, value: str) -> str:
         return _check_timeframe(value)
 
+    @field_validator("exchange_params")
+    @classmethod
+    def _exchange_params_typed(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """The ccxt constructor keys people set most, checked here rather than failing deep inside ccxt."""
+        expected: dict[str, tuple[type, ...]] = {
+            "timeout": (int, float), "rateLimit": (int, float), "enableRateLimit": (bool,), "apiKey": (str,),
+            "secret": (str,), "password": (str,), "uid": (str,), "urls": (dict,), "options": (dict,),
+            "headers": (dict,), "proxies": (dict,), "verbose": (bool,), "sandbox": (bool,),
+        }
+        for key, types in expected.items():
+            if key in value and (not isinstance(value[key], types) or
+                                 (types == (int, float) and isinstance(value[key], bool))):
+                names = " or ".join(t.__name__ for t in types)
+                raise ValueError(f"{key} must be {names}, not {type(value[key]).__name__} ({value[key]!r})")
+        if "timeout" in value and value["timeout"] <= 0:
+            raise ValueError(f"timeout must be positive milliseconds, not {value['timeout']!r}")
+        return value
+
     @field_validator("symbols")
     @classmethod
     def _symbols_valid(cls, value: list[str]) -> list[str]:
@@ -317,6 +335,25 @@ def _cross_checks(config: Config) -> tuple[str, str] | None:
     return None
 
 
+_MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
+
+
+def _resolved_checks(config: Config) -> tuple[str, str] | None:
+    """Checks that need absolute paths: socket path lengths, CSV files that must exist."""
+    sockets = [("paths.runtime_dir", config.runtime_dir / "bus-out.sock")]
+    if config.control_endpoint.startswith("ipc://"):
+        sockets.append(("control.endpoint", Path(config.control_endpoint[len("ipc://"):])))
+    for key, path in sockets:
+        if len(os.fsencode(str(path))) > _MAX_SOCKET_PATH:
+            return key, (f"socket path {path} is {len(os.fsencode(str(path)))} bytes; unix sockets allow "
+                         f"{_MAX_SOCKET_PATH}: choose a shorter directory")
+    if config.market.source == "csv":
+        for symbol, path in config.market.csv.items():
+            if not Path(path).is_file():
+                return f"market.csv.{symbol}", f"no such file: {path}"
+    return None
+
+
 def find_config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
     """`--config`, then `$AUTORETRAIN_CONFIG`, then ./config.yaml; None means built-in defaults."""
     for candidate, origin in ((explicit, "--config"), (env.get(CONFIG_ENV), f"${CONFIG_ENV}")):
@@ -379,11 +416,12 @@ def build_config(data: Mapping[str, Any], *, base: Path | None = None, env: Mapp
     except ValidationError as exc:
         key, problem = _first_error(exc)
         raise ConfigError(f"{origin}: {key}: {problem}", key_path=key) from None
-    conflict = _cross_checks(config)
+    resolved = _with_resolved_paths(config, base or Path.cwd(), env)
+    conflict = _cross_checks(config) or _resolved_checks(resolved)
     if conflict is not None:
         key, problem = conflict
         raise ConfigError(f"{origin}: {key}: {problem}", key_path=key)
-    return _with_resolved_paths(config, base or Path.cwd(), env)
+    return resolved
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:

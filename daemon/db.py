@@ -112,6 +112,9 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX model_activations_series ON model_activations (exchange, symbol, timeframe, id);
     """,
+    """
+    ALTER TABLE retrain_runs ADD COLUMN owner TEXT;
+    """,
 ]
 
 

@@ -143,6 +143,15 @@ class Inference:
         fresh = self.store.window(self.exchange, worker.symbol, self.timeframe, start_ms=after_ts + 1)
         return np.concatenate([history, fresh]), fresh
 
+    def _model_failed(self, worker: SymbolWorker, exc: BaseException) -> None:
+        """A model that loaded fine but fails on live data is taken out of service, never retried blindly."""
+        version = worker.slot.drop()
+        reason = f"prediction failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        self.child.log.error("refused model %s for %s: %s; running on algorithms only", version, worker.symbol, reason)
+        self.child.publish(messages.MODEL_REJECTED, symbol=worker.symbol, timeframe=self.timeframe, version=version,
+                           reason=reason, serving=None)
+        self._activated(worker, None, (worker.last_signal_ts or 0) + self.step)
+
     def _model_probability(self, worker: SymbolWorker, window: np.ndarray) -> tuple[float | None, str | None]:
         runner = worker.slot.runner
         if runner is None:
@@ -151,7 +160,9 @@ class Inference:
             return runner.predict(window), runner.version
         except NotEnoughHistory as exc:
             self.child.log.debug("%s: model skipped for this candle: %s", worker.symbol, exc)
-            return None, None
+        except Exception as exc:  # noqa: BLE001 - whatever the model does, the candle still gets its signal
+            self._model_failed(worker, exc)
+        return None, None
 
     def _resume_point(self, worker: SymbolWorker) -> int | None:
         """The newest candle already signalled, or where live signals begin for this symbol."""
@@ -224,6 +235,8 @@ class Inference:
                     versions[row] = runner.version
                 except NotEnoughHistory as exc:
                     self.child.log.debug("%s: model skipped for this candle: %s", items[row][0].symbol, exc)
+                except Exception as exc:  # noqa: BLE001 - whatever the model does, the candle gets its signal
+                    self._model_failed(items[row][0], exc)
         windows = np.stack([window[-REQUIRED_CANDLES:] for _, window in items])
         signals = compute_signals(windows, model_probabilities=probabilities, model_versions=versions,
                                   config=self.config.signals)

@@ -22,6 +22,7 @@ from daemon.candle_store import CandleStore
 from daemon.candles import Rejection, empty
 from daemon.child import Child, run_child
 from daemon.config import Config
+from daemon.errors import ConfigError, SourceUnavailable, UsageError
 from daemon.sources import CandleSource, open_source
 from daemon.sources.clock import load_or_create_anchor
 from daemon.timeframes import iso, last_closed_open_ms, timeframe_ms
@@ -54,6 +55,7 @@ class SymbolFeed:
     ring: CandleRing
     last_ts: int | None = None
     fetching: futures.Future | None = None
+    retry_at: float = 0.0  # monotonic time before which a failed symbol is not fetched again
     rejected: list[Rejection] = field(default_factory=list)
 
 
@@ -84,15 +86,26 @@ class Ingest:
                 return
             last = self.store.summary(self.exchange, feed.symbol, self.timeframe).last_ts
             since = max(now - int(days * DAY_MS), (last + self.step) if last is not None else 0)
-            self.child.report("backfilling", symbol=feed.symbol)
-            report = backfill(self.source, self.store, feed.symbol, self.timeframe, since)
-            for hole in report.holes:
+            self.child.report("backfilling", symbol=feed.symbol, backfill_page=0)
+
+            def progress(cursor: int, start: int, end: int, symbol: str = feed.symbol) -> None:
+                self.child.report(symbol=symbol, backfill_cursor=iso(cursor), backfill_end=iso(end))
+
+            try:
+                report = backfill(self.source, self.store, feed.symbol, self.timeframe, since, progress=progress)
+            except UsageError as exc:  # the exchange does not list this symbol or timeframe: fix the config
+                raise ConfigError(f"market.symbols: {exc}", key_path="market.symbols") from None
+            except SourceUnavailable as exc:
+                # the exchange is down: serve what is stored and catch up when it answers again
+                self.child.log.error("backfill of %s failed: %s; following from the stored candles", feed.symbol, exc)
+                report = None
+            for hole in report.holes if report else []:
                 self.child.log.error("backfill of %s left a hole: %s", feed.symbol, hole.describe())
             summary = self.store.summary(self.exchange, feed.symbol, self.timeframe)
             feed.last_ts = summary.last_ts
             feed.ring.reset(self.store.latest(self.exchange, feed.symbol, self.timeframe, feed.ring.capacity))
             self.child.log.info("backfilled %s %s: %d new candles, %d stored, newest %s", feed.symbol,
-                                self.timeframe, report.inserted, summary.count, iso(summary.last_ts))
+                                self.timeframe, report.inserted if report else 0, summary.count, iso(summary.last_ts))
 
     # -- following -------------------------------------------------------------------------------------
 
@@ -112,14 +125,23 @@ class Ingest:
         return (feed.last_ts + self.step) if feed.last_ts is not None else \
             last_closed_open_ms(self.source.now_ms(), self.timeframe)
 
+    def _fetch_failed(self, feed: SymbolFeed, exc: BaseException) -> None:
+        """One symbol's fetch failed (exchange down, timeouts): log, back off, keep the others going."""
+        delay = min(60.0, 5 * self.config.market.poll_interval)
+        feed.retry_at = time.monotonic() + delay
+        self.child.log.warning("fetching %s failed: %s; retrying in %.0f s", feed.symbol, exc, delay)
+
     def poll_once(self) -> int:
         """Fetch what is due, store it (one transaction), write rings, publish hints; returns candles."""
         now = self.source.now_ms()
         ready: list[tuple[SymbolFeed, np.ndarray, list[Rejection]]] = []
         for feed in self.feeds.values():
-            if feed.fetching is None and self._next_close_ms(feed) <= now:
+            if feed.fetching is None and self._next_close_ms(feed) <= now and time.monotonic() >= feed.retry_at:
                 if self.pool is None:
-                    ready.append((feed, *self._fetch_new(feed.symbol, self._since(feed))))
+                    try:
+                        ready.append((feed, *self._fetch_new(feed.symbol, self._since(feed))))
+                    except Exception as exc:  # noqa: BLE001 - one symbol failing must not stop the others
+                        self._fetch_failed(feed, exc)
                 else:
                     feed.fetching = self.pool.submit(self._fetch_new, feed.symbol, self._since(feed))
             if feed.fetching is not None and feed.fetching.done():
@@ -127,7 +149,7 @@ class Ingest:
                 try:
                     ready.append((feed, *future.result()))
                 except Exception as exc:  # noqa: BLE001 - one symbol failing must not stop the others
-                    self.child.log.warning("fetching %s failed: %s; will retry", feed.symbol, exc)
+                    self._fetch_failed(feed, exc)
         for feed, _, rejected in ready:
             for rejection in rejected:
                 self.child.log.warning("rejected %s %s candle %s", feed.symbol, self.timeframe, rejection.describe())
@@ -151,7 +173,7 @@ class Ingest:
         waits = []
         for feed in self.feeds.values():
             if feed.fetching is not None:
-                waits.append(0.01)
+                waits.append(0.05)
             else:
                 waits.append(self.source.wall_seconds_until(self._next_close_ms(feed)))
         wait = min(waits) if waits else self.config.market.poll_interval

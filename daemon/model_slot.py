@@ -76,7 +76,10 @@ class ModelSlot:
     def check(self) -> None:
         """Start loading the promoted version in the background if it is not the one being served."""
         target = self._target()
-        if target == self.version or target == self.refused:
+        if target == self.version:
+            self.pending = None  # e.g. promoted then rolled back before the load finished: nothing to swap
+            return
+        if target == self.refused:
             return
         if self.pending is not None and self.pending[0] == target:
             return
@@ -88,7 +91,16 @@ class ModelSlot:
             return None
         _, future = self.pending
         self.pending = None
-        return self._apply(future.result())
+        result = future.result()
+        if result.version != self._target():
+            return None  # the pointer moved on while this loaded: the next check() loads the new target
+        return self._apply(result)
+
+    def drop(self) -> str | None:
+        """The served model failed at prediction time: stop serving it (until the pointer moves on)."""
+        version = self.version
+        self.refused, self.runner, self.pending = version, None, None
+        return version
 
     def _apply(self, result: SwapResult) -> SwapResult:
         if result.error is not None:

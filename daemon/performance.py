@@ -26,7 +26,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.retrain_runs import ACTIVE_STATUSES, FAILED, PROMOTED, REJECTED, RetrainRun, RetrainRuns
+from daemon.retrain_runs import FAILED, PROMOTED, REJECTED, RetrainRun, RetrainRuns
 from daemon.signal_store import SignalStore
 from daemon.timeframes import iso
 
@@ -81,7 +81,7 @@ class RetrainSummary:
         setback = last if last is not None and last.status in (REJECTED, FAILED) else None
         return cls(last=last, last_completed_ts=run_market_ts(completed),
                    setback_status=setback.status if setback else None, setback_ts=run_market_ts(setback),
-                   in_progress=runs.last(exchange, symbol, timeframe, ACTIVE_STATUSES) is not None)
+                   in_progress=runs.active(exchange, symbol, timeframe) is not None)
 
     def as_dict(self) -> dict[str, Any]:
         last = None

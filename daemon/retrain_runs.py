@@ -3,11 +3,18 @@
 The retrain policy reads it (last retrain time, cooldown after a rejected or failed run), `status`
 and `performance` report it, and the trainer and `autoretrainctl train` write it. Times that drive
 decisions are market times (candle open times in ms); wall times are kept for operators.
+
+A running job records its owner (`host:pid`): a row left `running` by a process that died (kill -9,
+OOM, a closed SSH session) is an orphan. Orphans never block the policy or `retrain`, and the
+trainer marks them failed; a job still running in another live process is left alone. A job stopped
+on purpose (daemon shutdown) ends `aborted`, which is not a setback: no cooldown follows it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -21,8 +28,29 @@ RUNNING = "running"
 PROMOTED = "promoted"
 REJECTED = "rejected"
 FAILED = "failed"
-FINAL_STATUSES = (PROMOTED, REJECTED, FAILED)
+ABORTED = "aborted"
+FINAL_STATUSES = (PROMOTED, REJECTED, FAILED, ABORTED)
 ACTIVE_STATUSES = (QUEUED, RUNNING)
+
+
+def this_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process named by `host:pid` still runs (a process on another host is assumed alive)."""
+    if not owner or ":" not in owner:
+        return False
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -39,19 +67,26 @@ class RetrainRun:
     started_at: float
     finished_at: float | None
     version: str | None
+    owner: str | None
     detail: dict[str, Any]
+
+    @property
+    def orphaned(self) -> bool:
+        """Left `running` by a process that is gone."""
+        return self.status == RUNNING and not owner_alive(self.owner)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "symbol": self.symbol, "timeframe": self.timeframe, "trigger": self.trigger,
             "reason": self.reason, "status": self.status, "requested_market_time": iso(self.requested_market_ts),
             "data_end": iso(self.data_end_ts), "started_at": self.started_at, "finished_at": self.finished_at,
-            "version": self.version, "detail": self.detail,
+            "version": self.version, "owner": self.owner, "detail": self.detail,
         }
 
 
 _COLUMNS = ("id, exchange, symbol, timeframe, trigger, reason, status, requested_market_ts, data_end_ts, "
-            "started_at, finished_at, version, detail")
+            "started_at, finished_at, version, owner, detail")
+_SERIES = "exchange = ? AND symbol = ? AND timeframe = ?"
 
 
 def _row(row: tuple[Any, ...]) -> RetrainRun:
@@ -65,52 +100,54 @@ class RetrainRuns:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
+    def _insert(self, exchange: str, symbol: str, timeframe: str, *, trigger: str, reason: str, status: str,
+                requested_market_ts: int | None, owner: str | None) -> int:
+        cursor = self.conn.execute(
+            "INSERT INTO retrain_runs (exchange, symbol, timeframe, trigger, reason, status, requested_market_ts,"
+            " started_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (exchange, symbol, timeframe, trigger, reason, status, requested_market_ts, time.time(), owner),
+        )
+        return int(cursor.lastrowid)
+
     def start(self, exchange: str, symbol: str, timeframe: str, *, trigger: str, reason: str = "",
               requested_market_ts: int | None = None) -> int:
+        """A job this process runs right now (`autoretrainctl train`)."""
         with transaction(self.conn):
-            cursor = self.conn.execute(
-                "INSERT INTO retrain_runs (exchange, symbol, timeframe, trigger, reason, status, requested_market_ts,"
-                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (exchange, symbol, timeframe, trigger, reason, RUNNING, requested_market_ts, time.time()),
-            )
-            return int(cursor.lastrowid)
+            return self._insert(exchange, symbol, timeframe, trigger=trigger, reason=reason, status=RUNNING,
+                                requested_market_ts=requested_market_ts, owner=this_owner())
 
     def queue(self, exchange: str, symbol: str, timeframe: str, *, trigger: str, reason: str = "",
               requested_market_ts: int | None = None) -> tuple[int, bool]:
         """Queue a job for the trainer unless one is already queued or running: (run id, newly queued)."""
         with transaction(self.conn):
-            row = self.conn.execute(
-                "SELECT id FROM retrain_runs WHERE exchange = ? AND symbol = ? AND timeframe = ? AND status IN (?, ?)"
-                " ORDER BY id LIMIT 1", (exchange, symbol, timeframe, *ACTIVE_STATUSES),
-            ).fetchone()
-            if row is not None:
-                return int(row[0]), False
-            cursor = self.conn.execute(
-                "INSERT INTO retrain_runs (exchange, symbol, timeframe, trigger, reason, status, requested_market_ts,"
-                " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (exchange, symbol, timeframe, trigger, reason, QUEUED, requested_market_ts, time.time()),
-            )
-            return int(cursor.lastrowid), True
+            current = self._active_locked(exchange, symbol, timeframe)
+            if current is not None:
+                return current.id, False
+            return self._insert(exchange, symbol, timeframe, trigger=trigger, reason=reason, status=QUEUED,
+                                requested_market_ts=requested_market_ts, owner=None), True
 
     def claim_next(self) -> RetrainRun | None:
-        """The oldest queued job, now marked running (the trainer calls this)."""
+        """The oldest queued job, now marked running by this process (the trainer calls this)."""
         with transaction(self.conn):
             row = self.conn.execute(
                 f"SELECT {_COLUMNS} FROM retrain_runs WHERE status = ? ORDER BY id LIMIT 1", (QUEUED,)
             ).fetchone()
             if row is None:
                 return None
-            self.conn.execute("UPDATE retrain_runs SET status = ?, started_at = ? WHERE id = ?",
-                              (RUNNING, time.time(), row[0]))
+            self.conn.execute("UPDATE retrain_runs SET status = ?, started_at = ?, owner = ? WHERE id = ?",
+                              (RUNNING, time.time(), this_owner(), row[0]))
         return self.get(int(row[0]))
 
+    def _active_locked(self, exchange: str, symbol: str, timeframe: str) -> RetrainRun | None:
+        rows = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM retrain_runs WHERE {_SERIES} AND status IN (?, ?) ORDER BY id",
+            (exchange, symbol, timeframe, *ACTIVE_STATUSES),
+        ).fetchall()
+        return next((run for run in map(_row, rows) if not run.orphaned), None)
+
     def active(self, exchange: str, symbol: str, timeframe: str) -> RetrainRun | None:
-        """The queued or running job of the series, if any."""
-        row = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM retrain_runs WHERE exchange = ? AND symbol = ? AND timeframe = ?"
-            " AND status IN (?, ?) ORDER BY id LIMIT 1", (exchange, symbol, timeframe, *ACTIVE_STATUSES),
-        ).fetchone()
-        return _row(row) if row else None
+        """The queued job, or the running one whose process is alive, of the series (orphans ignored)."""
+        return self._active_locked(exchange, symbol, timeframe)
 
     def finish(self, run_id: int, status: str, *, version: str | None = None, data_end_ts: int | None = None,
                detail: dict[str, Any] | None = None) -> None:
@@ -123,14 +160,18 @@ class RetrainRuns:
                 (status, version, data_end_ts, time.time(), json.dumps(detail or {}, default=str), run_id),
             )
 
-    def fail_interrupted(self, reason: str = "interrupted: the trainer stopped before the run finished") -> int:
-        """Mark runs left 'running' by a killed trainer as failed; returns how many."""
+    def fail_orphans(self) -> list[int]:
+        """Mark runs left `running` by a process that is gone as failed; returns their ids."""
         with transaction(self.conn):
-            cursor = self.conn.execute(
-                "UPDATE retrain_runs SET status = ?, finished_at = ?, detail = ? WHERE status = ?",
-                (FAILED, time.time(), json.dumps({"error": reason}), RUNNING),
-            )
-            return cursor.rowcount
+            rows = self.conn.execute(f"SELECT {_COLUMNS} FROM retrain_runs WHERE status = ?", (RUNNING,)).fetchall()
+            orphans = [run for run in map(_row, rows) if run.orphaned]
+            for run in orphans:
+                self.conn.execute(
+                    "UPDATE retrain_runs SET status = ?, finished_at = ?, detail = ? WHERE id = ?",
+                    (FAILED, time.time(), json.dumps({"error": f"interrupted: the process running it "
+                                                                f"({run.owner or 'unknown'}) is gone"}), run.id),
+                )
+        return [run.id for run in orphans]
 
     def get(self, run_id: int) -> RetrainRun | None:
         row = self.conn.execute(f"SELECT {_COLUMNS} FROM retrain_runs WHERE id = ?", (run_id,)).fetchone()
@@ -138,7 +179,7 @@ class RetrainRuns:
 
     def last(self, exchange: str, symbol: str, timeframe: str, statuses: tuple[str, ...] | None = None) -> RetrainRun | None:
         """The newest run for the series, optionally only among the given statuses."""
-        query = f"SELECT {_COLUMNS} FROM retrain_runs WHERE exchange = ? AND symbol = ? AND timeframe = ?"
+        query = f"SELECT {_COLUMNS} FROM retrain_runs WHERE {_SERIES}"
         params: list[Any] = [exchange, symbol, timeframe]
         if statuses:
             query += f" AND status IN ({', '.join('?' for _ in statuses)})"
@@ -148,7 +189,7 @@ class RetrainRuns:
 
     def recent(self, exchange: str, symbol: str, timeframe: str, limit: int = 20) -> list[RetrainRun]:
         rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM retrain_runs WHERE exchange = ? AND symbol = ? AND timeframe = ?"
-            " ORDER BY id DESC LIMIT ?", (exchange, symbol, timeframe, limit),
+            f"SELECT {_COLUMNS} FROM retrain_runs WHERE {_SERIES} ORDER BY id DESC LIMIT ?",
+            (exchange, symbol, timeframe, limit),
         ).fetchall()
         return [_row(r) for r in rows]

@@ -33,7 +33,7 @@ from daemon.children import Children, GiveUp
 from daemon.config import Config, load_config
 from daemon.db import checkpoint
 from daemon.control_commands import ControlCommands
-from daemon.errors import EX_CONFIG, EX_TEMPFAIL, AutoretrainError, ConfigError
+from daemon.errors import EX_CONFIG, EX_OSERR, EX_TEMPFAIL, AutoretrainError, ConfigError
 from daemon.logsetup import log_uncaught, setup_logging
 from daemon.status import StatusBoard
 from ipc import messages
@@ -45,7 +45,6 @@ CHILDREN = ("ingest", "inference", "trainer")
 LOCK_NAME = "autoretraind.lock"
 POLL_MS = 100
 CHECKPOINT_EVERY_S = 5.0
-STALE_REPORT_S = 10.0
 
 
 class AlreadyRunning(AutoretrainError):
@@ -54,7 +53,8 @@ class AlreadyRunning(AutoretrainError):
 
 def lock_state_dir(state_dir: Path) -> IO[str]:
     """An exclusive, non-blocking flock on the state directory's lock file, held for the daemon's life."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    if not state_dir.exists():
+        state_dir.mkdir(mode=0o750, parents=True)  # systemd's StateDirectory= is left as set
     handle = open(state_dir / LOCK_NAME, "a+")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -99,9 +99,18 @@ class Supervisor:
         self.stopping = False
         self.started_at = time.time()
         self.lock = lock_state_dir(config.state_dir)
-        os.chmod(config.state_dir, 0o750)
-        config.runtime_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(config.runtime_dir, 0o750)
+        try:
+            self._prepare()
+        except BaseException:
+            self._undo_prepare()
+            self.lock.close()
+            raise
+
+    def _prepare(self) -> None:
+        """Everything after the lock: runtime files, sockets, children table (undone if any step fails)."""
+        config = self.config
+        if not config.runtime_dir.exists():
+            config.runtime_dir.mkdir(mode=0o750, parents=True)  # systemd's RuntimeDirectory= is left as set
         clear_stale_runtime(config)
         self.rings = [CandleRing.create(ring_path(config.runtime_dir, symbol, config.market.timeframe),
                                         config.ingest.ring_capacity) for symbol in config.market.symbols]
@@ -121,6 +130,17 @@ class Supervisor:
         self.next_watchdog = time.monotonic()
         self.next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
 
+    def _undo_prepare(self) -> None:
+        for name in ("control", "publisher", "bus"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.close()
+        context = getattr(self, "context", None)
+        if context is not None:
+            context.destroy(linger=0)
+        for ring in getattr(self, "rings", []):
+            ring.close()
+        clear_stale_runtime(self.config)
     def publish(self, topic: str, **payload: object) -> None:
         """Events that originate in the supervisor (promotions from the control socket)."""
         self.publisher.publish(topic, **payload)
@@ -145,7 +165,8 @@ class Supervisor:
         for topic, payload in self.bus.events():
             if topic == messages.PROCESS:
                 self.children.on_report(str(payload.get("name")), str(payload.get("state")),
-                                        dict(payload.get("detail") or {}), payload.get("pid"))
+                                        dict(payload.get("detail") or {}), payload.get("pid"),
+                                        payload.get("stalled_s") or 0.0)
             self.board.on_event(topic, payload)
 
     def _notify_state(self) -> None:
@@ -159,14 +180,9 @@ class Supervisor:
             self.last_status_line = line
             sd_notify.notify(f"STATUS={line}")
         if self.watchdog_every and time.monotonic() >= self.next_watchdog:
-            if self._children_healthy():
+            if self.children.healthy():
                 sd_notify.notify("WATCHDOG=1")
             self.next_watchdog = time.monotonic() + self.watchdog_every
-
-    def _children_healthy(self) -> bool:
-        now = time.monotonic()
-        return all(c.alive and c.last_report is not None and now - c.last_report < STALE_REPORT_S
-                   for c in self.children.table.values())
 
     def _heartbeat(self) -> None:
         if time.monotonic() < self.next_heartbeat:
@@ -183,10 +199,18 @@ class Supervisor:
         checkpoint(self.board._store().conn)
 
     def _check_start_deadline(self) -> None:
-        if not self.ready_notified and time.time() - self.started_at > self.config.supervisor.ready_timeout:
-            waiting = [c.name for c in self.children.table.values() if not c.ready]
-            raise GiveUp(f"not ready after {self.config.supervisor.ready_timeout:.0f} s (waiting for "
-                         f"{', '.join(waiting)})")
+        """Start-up fails when a child not yet ready has shown no progress for `ready_timeout` seconds.
+
+        A long backfill or catch-up keeps reporting progress (pages, candles), so it never trips this."""
+        if self.ready_notified:
+            return
+        now = time.monotonic()
+        for child in self.children.table.values():
+            if child.ready or child.process is None or child.progress_at is None:
+                continue
+            if now - child.progress_at > self.config.supervisor.ready_timeout:
+                raise GiveUp(f"{child.name} not ready and without progress for "
+                             f"{self.config.supervisor.ready_timeout:.0f} s (state: {child.state})")
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -255,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AutoretrainError as exc:
         print(f"autoretraind: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (OSError, zmq.ZMQError) as exc:
+        print(f"autoretraind: error: cannot start with state {config.state_dir} and runtime {config.runtime_dir}: "
+              f"{exc}", file=sys.stderr)
+        return EX_OSERR
     return supervisor.run()
 
 

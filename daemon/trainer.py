@@ -39,6 +39,11 @@ class Trainer:
         self.runs = RetrainRuns(self.store.conn)
         self.wakeups = child.subscribe(messages.RETRAIN_QUEUED)
 
+    def _should_stop(self) -> bool:
+        """Asked between training batches: a beat for the liveness reports, and the stop flag."""
+        self.child.beat()
+        return self.child.stopping
+
     def _progress(self, run: RetrainRun):  # type: ignore[no-untyped-def]
         def report(epoch: int, epochs: int, val_accuracy: float | None) -> None:
             training = {"run_id": run.id, "symbol": run.symbol, "timeframe": run.timeframe, "epoch": epoch,
@@ -59,7 +64,7 @@ class Trainer:
         try:
             outcome = self.run_training(self.config, symbol, run.timeframe, trigger=run.trigger, reason=run.reason,
                                         requested_market_ts=run.requested_market_ts, run_id=run.id,
-                                        progress=self._progress(run), should_stop=lambda: self.child.stopping)
+                                        progress=self._progress(run), should_stop=self._should_stop)
         except AutoretrainError as exc:
             self.child.log.error("Retrain failed for %s: %s", symbol, exc)
             self.child.publish(messages.RETRAIN_FAILED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
@@ -81,11 +86,10 @@ class Trainer:
         self.child.log.info("Retrain completed for %s", symbol)
 
     def run(self) -> int:
-        interrupted = self.runs.fail_interrupted()
-        if interrupted:
-            self.child.log.warning("marked %d interrupted retrain run(s) as failed", interrupted)
         self.child.report("ready", force=True, training=None)
         while not self.child.stopping:
+            for run_id in self.runs.fail_orphans():
+                self.child.log.warning("retrain run %d was interrupted (its process is gone): marked failed", run_id)
             run = self.runs.claim_next()
             if run is None:
                 if self.wakeups.sock.poll(int(POLL_S * 1000)):

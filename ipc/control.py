@@ -62,8 +62,8 @@ class ControlServer:
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
         path = ipc_path(endpoint)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(path.parent, 0o750)
+            if not path.parent.exists():
+                path.parent.mkdir(mode=0o750, parents=True)  # never re-mode a directory someone else made
             if path.exists() or path.is_symlink():
                 path.unlink()  # stale socket of a killed daemon: we hold the state lock, so it is ours
             with _umask(0o117):

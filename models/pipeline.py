@@ -10,6 +10,7 @@ the run recorded in `retrain_runs`. `autoretrainctl train` and the daemon's trai
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import platform
@@ -23,15 +24,15 @@ import numpy as np
 from daemon.candle_store import CandleStore
 from daemon.config import Config
 from daemon.errors import DataError, UsageError
-from daemon.retrain_runs import FAILED, PROMOTED, REJECTED, RetrainRuns
+from daemon.retrain_runs import ABORTED, FAILED, PROMOTED, REJECTED, RetrainRuns
 from daemon.timeframes import iso, timeframe_ms
 from models import dataset as ds
 from models import evaluation as ev
 from models.export import ParityReport, check_parity, export_onnx
 from models.features import FEATURE_NAMES, FEATURE_SET_VERSION, N_FEATURES, WARMUP_CANDLES, compute_features
-from models.registry import Registry, Staging
+from models.registry import ChampionChanged, Registry, Staging
 from models.runtime import MODEL_FILE, PARITY_FILE, ModelRejected, ModelRunner, sha256_bytes
-from models.training import ProgressCallback, StopCheck, TrainResult, train_network
+from models.training import ProgressCallback, StopCheck, TrainingAborted, TrainResult, train_network
 
 log = logging.getLogger("autoretrain.model")
 DAY_MS = 86_400_000
@@ -115,6 +116,7 @@ class _Job:
         self.registry = Registry(config.models_dir)
         self.durations: dict[str, float] = dict.fromkeys(STEPS, 0.0)
         self.data_end_ts: int | None = None
+        self.pointer_at_start: str | None = None  # the champion this job compares itself with
 
     # -- data ----------------------------------------------------------------------------------------
 
@@ -160,7 +162,7 @@ class _Job:
 
     def champion(self) -> _Champion | None:
         """The promoted model, if it loads and predicts the same thing (horizon) as this job's model."""
-        version = self.registry.promoted(self.symbol, self.timeframe)
+        version = self.pointer_at_start = self.registry.promoted(self.symbol, self.timeframe)
         if version is None:
             return None
         try:
@@ -315,7 +317,9 @@ def run_training(config: Config, symbol: str, timeframe: str | None = None, *, e
             outcome = _run(job, store, run_id)
         except BaseException as exc:
             message = str(exc) or type(exc).__name__
-            runs.finish(run_id, FAILED, data_end_ts=job.data_end_ts, detail={"error": message, "durations": job.durations})
+            # stopped on purpose (shutdown, Ctrl-C) is not a failed retrain: no cooldown follows it
+            status = ABORTED if isinstance(exc, (TrainingAborted, KeyboardInterrupt)) else FAILED
+            runs.finish(run_id, status, data_end_ts=job.data_end_ts, detail={"error": message, "durations": job.durations})
             raise
         runs.finish(run_id, outcome.status, version=outcome.version, data_end_ts=job.data_end_ts,
                     detail={"promoted": outcome.promoted, "reason": outcome.reason, "metrics": outcome.metrics,
@@ -383,11 +387,16 @@ def _run(job: _Job, store: CandleStore, run_id: int) -> TrainOutcome:
                              min_improvement=config.promotion.min_improvement,
                              require_significance=config.promotion.require_significance,
                              significance_level=config.promotion.significance_level)
+        if decision.promote and job.registry.promoted(symbol, job.timeframe) != job.pointer_at_start:
+            decision = _champion_moved(decision, job, job.registry.promoted(symbol, job.timeframe))
         meta["evaluation"] = metrics
         meta["decision"] = {"mode": job.promote_mode, "promoted": decision.promote, "reason": decision.reason}
         version = staging.commit(meta)
     if decision.promote:
-        job.registry.promote(symbol, job.timeframe, version)
+        try:
+            job.registry.promote(symbol, job.timeframe, version, expected=job.pointer_at_start)
+        except ChampionChanged as exc:
+            decision = _champion_moved(decision, job, exc.current)
     removed = job.registry.prune(symbol, job.timeframe, config.promotion.keep_candidates)
     if removed:
         log.info("Retention removed %s of %s %s", ", ".join(removed), symbol, job.timeframe)
@@ -423,6 +432,14 @@ def _base_meta(job: _Job, data: _Data, split: ds.Split, normaliser: ds.Normalise
                                 "last": iso(trained_until)}},
         "software": _software(),
     }
+
+
+def _champion_moved(decision: ev.Decision, job: _Job, current: str | None) -> ev.Decision:
+    """A promotion or rollback happened while this job trained: it was compared with another champion."""
+    reason = (f"not promoted: the promoted model changed from {job.pointer_at_start or 'none'} to "
+              f"{current or 'none'} during training, so this comparison no longer holds ({decision.reason})")
+    log.warning("%s %s: %s", job.symbol, job.timeframe, reason)
+    return dataclasses.replace(decision, promote=False, reason=reason)
 
 
 def _rejected(outcome: TrainOutcome, job: _Job, reason: str) -> TrainOutcome:

@@ -41,6 +41,14 @@ HISTORY_LIMIT = 50
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
 
 
+class ChampionChanged(AutoretrainError):
+    """Someone else moved the promoted pointer since a job read it (promote with `expected`)."""
+
+    def __init__(self, expected: str | None, current: str | None) -> None:
+        super().__init__(f"the promoted model changed from {expected or 'none'} to {current or 'none'} meanwhile")
+        self.expected, self.current = expected, current
+
+
 class RegistryError(AutoretrainError):
     """The registry's own files are unreadable (hand-edited, corrupt disk)."""
 
@@ -247,12 +255,17 @@ class Registry:
         if not (series / version).is_dir():
             raise NoInputError(f"no version {version} of {symbol} {timeframe} in {series}")
 
-    def promote(self, symbol: str, timeframe: str, version: str) -> str | None:
-        """Make `version` the champion (atomically); returns the previous champion."""
+    def promote(self, symbol: str, timeframe: str, version: str, *, expected: str | None | object = ...) -> str | None:
+        """Make `version` the champion (atomically); returns the previous champion.
+
+        With `expected`, a compare-and-swap: ChampionChanged unless the champion is still `expected`
+        (a retrain compared itself with one champion and must not replace another)."""
         with self.locked(symbol, timeframe) as series:
             self._require(series, version, symbol, timeframe)
             current = self.pointer(symbol, timeframe)
             previous = current["version"]
+            if expected is not ... and previous != expected:
+                raise ChampionChanged(expected, previous)  # type: ignore[arg-type]
             if previous == version:
                 return previous
             history = [v for v in [previous, *current["history"]] if v and v != version]

@@ -84,6 +84,8 @@ def test_config_env_variable_is_used_and_must_exist(tmp_path: Path, monkeypatch:
         ("market:\n  simulated:\n    regimes: [{kind: sideways, candles: 10}]\n", "market.simulated.regimes[0].kind", "momentum"),
         ("market:\n  simulated:\n    start: yesterday\n", "market.simulated.start", "invalid date"),
         ("training:\n  days: 15\n  min_candles: 400\n", "training.days", "hold at most 360 1h candles"),
+        ("market:\n  exchange_params: {timeout: abc}\n", "market.exchange_params", "timeout must be int or float"),
+        ("market:\n  exchange_params: {enableRateLimit: 1}\n", "market.exchange_params", "must be bool"),
         ("market:\n  timeframe: 1d\n", "training.days", "fewer than training.min_candles (1000)"),
     ],
 )

@@ -217,8 +217,9 @@ def test_bad_config_exits_78_with_the_key_path(tmp_path: Path) -> None:
 
 
 def test_a_child_that_crashes_on_start_makes_the_supervisor_give_up(tmp_path: Path) -> None:
-    missing = tmp_path / "gone.csv"
-    config = simulated_config(tmp_path / "state", market={"source": "csv", "csv": {"BTC/USDT": str(missing)}},
+    broken = tmp_path / "broken.csv"
+    broken.write_text("timestamp,open,high\n1704067200000,1,1\n")  # exists, so the config is valid; unusable
+    config = simulated_config(tmp_path / "state", market={"source": "csv", "csv": {"BTC/USDT": str(broken)}},
                               supervisor={"max_restarts": 3, "restart_backoff_initial": 0.2, "restart_window": 60})
     crashing = Daemon(tmp_path, config).start()
     assert crashing.process is not None
@@ -231,7 +232,63 @@ def test_a_child_that_crashes_on_start_makes_the_supervisor_give_up(tmp_path: Pa
     log = crashing.log()
     assert code == 1
     assert time.monotonic() - started < 30
-    assert log.count("ingest cannot run:") == 4 and f"{missing}: no such file" in log
-    assert "ingest keeps failing (4 exits in 60 s, last with code 66); giving up" in log
+    assert log.count("ingest cannot run:") == 4 and "missing column 'low'" in log
+    assert "ingest keeps failing (4 exits in 60 s, last with code 65); giving up" in log
     assert not crashing.notify.seen("READY=1")
     assert list(crashing.config.runtime_dir.glob("*")) == []
+
+
+def test_a_missing_csv_file_is_a_configuration_error(tmp_path: Path) -> None:
+    config = simulated_config(tmp_path / "state", market={"source": "csv", "csv": {"BTC/USDT": "gone.csv"}})
+    daemon = Daemon(tmp_path, config).start()
+    assert daemon.process is not None and daemon.process.wait(timeout=60) == 78
+    daemon.notify.close()
+    assert daemon.log().strip() == (f"autoretraind: error: {daemon.config_path}: market.csv.BTC/USDT: no such file: "
+                                    f"{tmp_path / 'gone.csv'}")
+
+
+def test_a_symbol_the_exchange_does_not_list_stops_the_daemon_with_78(tmp_path: Path) -> None:
+    from tests.fakes.binance import FakeBinance
+
+    now = 1_747_000_000_000
+    with FakeBinance(now_ms=now, history_start_ms=now - 40 * 86_400_000) as fake:
+        config = simulated_config(tmp_path / "state", market={
+            "source": "ccxt", "symbols": ["BTC/USDT", "NOPE/USDT"], "backfill_days": 2,
+            "exchange_params": fake.exchange_params(), "retry": {"attempts": 2, "base_delay": 0.01}})
+        daemon = Daemon(tmp_path, config).start()
+        try:
+            assert daemon.process is not None
+            code = daemon.process.wait(timeout=60)
+        finally:
+            daemon.kill_everything()
+            daemon.notify.close()
+    log = daemon.log()
+    assert code == 78, log[-2000:]
+    assert "ingest cannot run: market.symbols: binance has no market 'NOPE/USDT'" in log
+    assert "(configuration error); not restarting" in log
+
+
+def test_the_exchange_going_down_does_not_take_the_daemon_down(tmp_path: Path) -> None:
+    from tests.fakes.binance import FakeBinance, Fault
+
+    now = 1_747_000_000_000 // 3_600_000 * 3_600_000 + 60_000
+    with FakeBinance(now_ms=now, history_start_ms=now - 40 * 86_400_000) as fake:
+        config = simulated_config(tmp_path / "state", market={
+            "source": "ccxt", "backfill_days": 2, "poll_interval": 0.2, "exchange_params": fake.exchange_params(),
+            "retry": {"attempts": 2, "base_delay": 0.01, "max_delay": 0.02}}, auto_training={"enabled": False})
+        daemon = Daemon(tmp_path, config).start()
+        try:
+            daemon.wait_ready()
+            fake.faults = {n: Fault("status", status=502) for n in range(fake.klines_requests + 1, 10_000)}
+            fake.now_ms = now + 3 * 3_600_000  # three candles close while the exchange answers 502
+            daemon.wait_for(lambda: daemon.log().count("fetching BTC/USDT failed") >= 2, 30, "failed fetches")
+            status = daemon.status()
+            assert all(p["restarts"] == 0 for p in status["processes"]) and status["daemon"]["ready"]
+            fake.faults = {}
+            newest_closed = now // 3_600_000 * 3_600_000 + 2 * 3_600_000  # at the exchange's time now + 3 h
+            daemon.wait_for(lambda: daemon.query("SELECT MAX(ts) FROM candles")[0][0] == newest_closed, 30,
+                            "the missed candles once the exchange is back")
+        finally:
+            code = daemon.stop()
+            daemon.kill_everything()
+    assert code == 0

@@ -176,7 +176,7 @@ def test_stop_request_aborts_and_registers_nothing(tmp_path: Path) -> None:
         run_training(config, SYMBOL, TIMEFRAME, should_stop=lambda: next(calls) >= 25)
     series = Registry(config.models_dir).series_dir(SYMBOL, TIMEFRAME)
     assert not series.exists() or [p.name for p in series.iterdir()] == []
-    assert _runs(config)[0].status == "failed"
+    assert _runs(config)[0].status == "aborted"  # stopped on purpose: not a setback for the policy
 
 
 def test_a_candidate_failing_the_parity_check_is_rejected_with_the_reason(tmp_path: Path) -> None:
@@ -188,3 +188,23 @@ def test_a_candidate_failing_the_parity_check_is_rejected_with_the_reason(tmp_pa
     assert outcome.reason.startswith("parity check failed on 64 samples: max |onnxruntime - torch| = ")
     assert Registry(config.models_dir).versions(SYMBOL, TIMEFRAME) == []
     assert _runs(config)[0].status == "rejected"
+
+
+def test_a_champion_moved_during_training_is_not_replaced(tmp_path: Path) -> None:
+    """An operator's rollback (or another job's promotion) while this job trains wins: no blind overwrite."""
+    config = fast_config(tmp_path / "state")
+    store_candles(config, regime_series(("momentum", 5000)).candles(0, 1999))
+    first = run_training(config, SYMBOL, TIMEFRAME, promote="never")
+    second = run_training(config, SYMBOL, TIMEFRAME, promote="never")
+    registry = Registry(config.models_dir)
+    registry.promote(SYMBOL, TIMEFRAME, first.version)
+
+    def operator_promotes_meanwhile(epoch: int, epochs: int, accuracy: float | None) -> None:
+        if epoch == 2:
+            registry.promote(SYMBOL, TIMEFRAME, second.version)
+
+    outcome = run_training(config, SYMBOL, TIMEFRAME, promote="always", progress=operator_promotes_meanwhile)
+    assert registry.promoted(SYMBOL, TIMEFRAME) == second.version  # the operator's choice stands
+    assert not outcome.promoted and outcome.status == "rejected"
+    assert f"changed from {first.version} to {second.version} during training" in outcome.reason
+    assert _meta(config, outcome.version)["decision"]["promoted"] is False

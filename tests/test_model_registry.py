@@ -142,3 +142,18 @@ def test_readers_racing_promotions_see_old_or_new_never_a_mix(tmp_path: Path) ->
     for result in results:
         assert result["errors"] == []
         assert set(result["seen"]) == {v1, v2}, result  # both versions were observed mid-race
+
+
+def test_promote_with_expected_refuses_when_the_champion_moved(tmp_path) -> None:
+    from models.registry import ChampionChanged, Registry
+
+    registry = Registry(tmp_path / "models")
+    for _ in range(3):
+        with registry.stage("BTC/USDT", "1h") as staging:
+            (staging.path / "model.onnx").write_bytes(b"x")
+            staging.commit({"note": "test"})
+    registry.promote("BTC/USDT", "1h", "v0001", expected=None)
+    with pytest.raises(ChampionChanged, match="changed from none to v0001"):
+        registry.promote("BTC/USDT", "1h", "v0002", expected=None)
+    assert registry.promoted("BTC/USDT", "1h") == "v0001"
+    assert registry.promote("BTC/USDT", "1h", "v0003", expected="v0001") == "v0001"

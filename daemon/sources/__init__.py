@@ -23,7 +23,8 @@ def open_source(config: Config, *, anchor_wall: float | None = None) -> CandleSo
 
     retry = market.retry
     return CcxtSource(market.exchange, market.exchange_params,
-                      backoff=Backoff(retry.attempts, retry.base_delay, retry.max_delay), page_limit=market.page_limit)
+                      backoff=Backoff(retry.attempts, retry.base_delay, retry.max_delay), page_limit=market.page_limit,
+                      clock_refresh_s=market.poll_interval)
 
 
 __all__ = ["Batch", "CandleSource", "Hole", "open_source"]

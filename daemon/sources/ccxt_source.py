@@ -36,7 +36,8 @@ class CcxtSource(CandleSource):
     blocking = True
 
     def __init__(self, exchange_id: str, params: dict[str, Any] | None = None, *, backoff: Backoff | None = None,
-                 page_limit: int = 1000, sleep: Callable[[float], None] = time.sleep) -> None:
+                 page_limit: int = 1000, sleep: Callable[[float], None] = time.sleep,
+                 clock_refresh_s: float = 5.0) -> None:
         ccxt = _import_ccxt()
         if exchange_id not in ccxt.exchanges:
             raise ConfigError(f"market.exchange: unknown ccxt exchange {exchange_id!r}", key_path="market.exchange")
@@ -55,6 +56,9 @@ class CcxtSource(CandleSource):
         self.sleep = sleep
         self.retries = 0
         self._markets_loaded = False
+        self.clock_refresh_s = clock_refresh_s
+        self._clock_due = 0.0
+        self._offset_ms = 0.0
 
     # -- calls with retries -------------------------------------------------------------------------
 
@@ -84,6 +88,7 @@ class CcxtSource(CandleSource):
         except self._ccxt.BaseError as exc:
             raise SourceUnavailable(f"{self.exchange} {what} failed: {type(exc).__name__}: {exc}") from None
 
+
     def _ensure_markets(self, symbol: str, timeframe: str) -> None:
         if not self._markets_loaded:
             self._call("load_markets", self.client.load_markets)
@@ -97,11 +102,20 @@ class CcxtSource(CandleSource):
             raise UsageError(f"{self.exchange} does not serve candles (no fetchOHLCV in ccxt)")
 
     def now_ms(self) -> int:
-        if self.client.has.get("fetchTime"):
-            value = self._call("fetch_time", self.client.fetch_time)
-            if isinstance(value, (int, float)) and value > 0:
-                return int(value)
-        return int(time.time() * 1000)
+        """The exchange's clock: local time plus an offset re-measured with fetch_time at most every
+        `clock_refresh_s`. Never raises: when the exchange cannot be asked, the last offset stands."""
+        if self.client.has.get("fetchTime") and time.monotonic() >= self._clock_due:
+            self._clock_due = time.monotonic() + self.clock_refresh_s
+            before = time.time()
+            try:
+                value = self.client.fetch_time()
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the last offset, ask again later
+                log.warning("%s fetch_time failed (%s: %s); using the last known clock offset", self.exchange,
+                            type(exc).__name__, " ".join(str(exc).split())[:120])
+            else:
+                if isinstance(value, (int, float)) and value > 0:
+                    self._offset_ms = float(value) - (before + time.time()) / 2 * 1000
+        return int(time.time() * 1000 + self._offset_ms)
 
     def _fetch_page(self, symbol: str, timeframe: str, since_ms: int) -> list[Any]:
         def call() -> list[Any]:
