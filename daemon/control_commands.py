@@ -31,7 +31,6 @@ class ControlCommands:
             "models": self.models,
             "promote": self.promote,
             "rollback": self.rollback,
-            "models_changed": self.models_changed,
         }
 
     def handle(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -108,10 +107,3 @@ class ControlCommands:
         result = rollback_verified(self.board.registry, symbol, timeframe)
         self.publish(messages.MODEL_PROMOTED, symbol=symbol, timeframe=timeframe, version=result["promoted"])
         return result
-
-    def models_changed(self, args: dict[str, Any]) -> dict[str, Any]:
-        """`autoretrainctl promote|rollback` moved the pointer offline: hot-swap now instead of at the next poll."""
-        symbol, timeframe = self._symbol(args), self._timeframe(args)
-        version = self.board.registry.promoted(symbol, timeframe)
-        self.publish(messages.MODEL_PROMOTED, symbol=symbol, timeframe=timeframe, version=version)
-        return {"symbol": symbol, "timeframe": timeframe, "promoted": version}

@@ -138,6 +138,44 @@ def test_a_broken_promoted_model_is_refused_and_the_served_one_stays(daemon: Dae
     registry.rollback("BTC/USDT", "1h")  # back to the good one for the tests that follow
 
 
+def test_promote_and_rollback_go_through_a_running_daemon(daemon: Daemon) -> None:
+    from models.registry import Registry
+    from models.runtime import ModelRejected, ModelRunner
+
+    def usable_and_broken() -> tuple[list[str], list[str]]:
+        usable, broken = [], []
+        for info in Registry(daemon.config.models_dir).versions("BTC/USDT", "1h"):
+            try:
+                ModelRunner.load(info.path)
+                usable.append(info.version)
+            except ModelRejected:
+                broken.append(info.version)
+        return usable, broken
+
+    while len(usable_and_broken()[0]) < 2:
+        trained = run_ctl("--config", str(daemon.config_path), "train", "BTC/USDT", "--epochs", "2", "--promote",
+                          "never", timeout=300)
+        assert trained.returncode == 0, trained.stderr
+    usable, broken = usable_and_broken()
+    promoted = daemon.request("models", symbol="BTC/USDT")["promoted"]
+    other = next(v for v in reversed(usable) if v != promoted)
+    done = run_ctl("--config", str(daemon.config_path), "promote", "BTC/USDT", other, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"symbol": "BTC/USDT", "timeframe": "1h", "promoted": other,
+                                       "previous": promoted, "via": "daemon"}
+    daemon.wait_for(lambda: daemon.status()["symbols"][0]["model_version"] == other, 30, f"serving {other}")
+    if promoted is not None:
+        back = run_ctl("--config", str(daemon.config_path), "rollback", "BTC/USDT", "--json")
+        assert back.returncode == 0 and json.loads(back.stdout) == {
+            "symbol": "BTC/USDT", "timeframe": "1h", "promoted": promoted, "previous": other, "via": "daemon"}
+    if broken:
+        before = daemon.request("models", symbol="BTC/USDT")["promoted"]
+        refused = run_ctl("--config", str(daemon.config_path), "promote", "BTC/USDT", broken[-1])
+        assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+        assert f"{broken[-1]} refused" in refused.stderr
+        assert daemon.request("models", symbol="BTC/USDT")["promoted"] == before
+
+
 def test_a_second_daemon_on_the_same_state_refuses(daemon: Daemon, tmp_path: Path) -> None:
     import yaml
 

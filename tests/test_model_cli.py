@@ -93,7 +93,7 @@ def test_promote_and_rollback_move_the_pointer(two_versions: tuple[Path, Registr
     assert first.stdout.strip() == "SIM/USDT 1h: promoted v0001 (was none)"
     second = run_ctl("--config", str(config_path), "promote", SYMBOL, "v0002", "--json")
     assert json.loads(second.stdout) == {"symbol": SYMBOL, "timeframe": TIMEFRAME, "promoted": "v0002",
-                                         "previous": "v0001", "daemon_notified": False}  # no daemon running
+                                         "previous": "v0001", "via": "registry"}  # no daemon running
     assert registry.promoted(SYMBOL, TIMEFRAME) == "v0002"
     back = run_ctl("--config", str(config_path), "rollback", SYMBOL)
     assert back.returncode == 0 and back.stdout.strip() == "SIM/USDT 1h: rolled back from v0002 to v0001"

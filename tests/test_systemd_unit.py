@@ -44,6 +44,8 @@ def test_unit_states_the_daemon_contract() -> None:
     assert "autoretraind --config /etc/autoretrain/config.yaml" in service["ExecStart"][0]
     assert service["KillMode"] == ["mixed"] and int(service["TimeoutStopSec"][0]) > 20  # > supervisor.stop_timeout
     assert "WatchdogSec" in service
+    # the trainer nices itself: nice/setpriority (@resources) must not be filtered out
+    assert not any("@resources" in rule for rule in service["SystemCallFilter"] if rule.startswith("~"))
 
 
 @needs_analyze

@@ -158,16 +158,21 @@ def rollback_verified(registry: Any, symbol: str, timeframe: str) -> dict[str, A
     return {"symbol": symbol, "timeframe": timeframe, "promoted": restored, "previous": current}
 
 
-def _tell_running_daemon(config: Config, result: dict[str, Any]) -> bool:
-    """Best effort: ask a running daemon to hot-swap now (it also notices the pointer by itself)."""
-    from ipc.control import ControlClient
+def _through_daemon(config: Config, timeframe: str, command: str, **args: Any) -> dict[str, Any] | None:
+    """Move the pointer through a running daemon (it owns the files and hot-swaps at once); None if none runs.
 
-    client = ControlClient(config.control_endpoint, timeout_ms=500, retries=1)
+    Operators in the daemon's group can ask it over the control socket even where they may not write
+    the registry themselves; without a daemon the registry is changed directly."""
+    from ipc.control import ControlClient, DaemonUnavailable, ipc_path
+
+    path = ipc_path(config.control_endpoint)
+    if timeframe != config.market.timeframe or (path is not None and not path.exists()):
+        return None
+    client = ControlClient(config.control_endpoint, timeout_ms=config.control.timeout_ms, retries=1)
     try:
-        client.request("models_changed", symbol=result["symbol"], timeframe=result["timeframe"])
-        return True
-    except Exception:  # noqa: BLE001 - no daemon, an old daemon, another timeframe: it will poll the pointer
-        return False
+        return client.request(command, timeframe=timeframe, **args)
+    except DaemonUnavailable:
+        return None
     finally:
         client.close()
 
@@ -176,8 +181,12 @@ def run_promote(args: argparse.Namespace, config: Config) -> int:
     from models.registry import Registry
 
     timeframe = args.timeframe or config.market.timeframe
-    result = promote_verified(Registry(config.models_dir), args.symbol, timeframe, args.version)
-    result["daemon_notified"] = _tell_running_daemon(config, result)
+    result = _through_daemon(config, timeframe, "promote", symbol=args.symbol, version=args.version)
+    if result is None:
+        result = promote_verified(Registry(config.models_dir), args.symbol, timeframe, args.version)
+        result["via"] = "registry"
+    else:
+        result["via"] = "daemon"
     version, previous = result["promoted"], result["previous"]
     text = (f"{args.symbol} {timeframe}: {version} is already the promoted model" if previous == version else
             f"{args.symbol} {timeframe}: promoted {version} (was {previous or 'none'})")
@@ -189,7 +198,11 @@ def run_rollback(args: argparse.Namespace, config: Config) -> int:
     from models.registry import Registry
 
     timeframe = args.timeframe or config.market.timeframe
-    result = rollback_verified(Registry(config.models_dir), args.symbol, timeframe)
-    result["daemon_notified"] = _tell_running_daemon(config, result)
+    result = _through_daemon(config, timeframe, "rollback", symbol=args.symbol)
+    if result is None:
+        result = rollback_verified(Registry(config.models_dir), args.symbol, timeframe)
+        result["via"] = "registry"
+    else:
+        result["via"] = "daemon"
     emit(args, result, f"{args.symbol} {timeframe}: rolled back from {result['previous']} to {result['promoted']}")
     return 0
