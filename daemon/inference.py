@@ -25,7 +25,7 @@ from daemon.candle_store import CandleStore
 from daemon.candles import empty
 from daemon.child import Child, run_child
 from daemon.model_slot import ModelSlot
-from daemon.retrain_policy import assess, log_line
+from daemon.retrain_policy import decide, log_line, policy_inputs
 from daemon.retrain_runs import RetrainRuns
 from daemon.signal_start import SignalStart
 from daemon.signal_store import SignalStore
@@ -269,8 +269,9 @@ class Inference:
             self.child.publish(messages.OUTCOME, symbol=worker.symbol, timeframe=self.timeframe, **outcome.as_dict())
         if worker.last_signal_ts is None:
             return
-        _, decision = assess(self.store.conn, self.config, self.exchange, worker.symbol, self.timeframe,
-                             has_model=self._has_model(worker), market_now_ms=worker.last_signal_ts)
+        inputs = policy_inputs(self.store.conn, self.config, self.exchange, worker.symbol, self.timeframe,
+                               has_model=self._has_model(worker))
+        decision = decide(inputs, worker.last_signal_ts, self.config)
         if not decision.retrain:
             return
         run_id, queued = self.runs.queue(self.exchange, worker.symbol, self.timeframe, trigger=str(decision.trigger),

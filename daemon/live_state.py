@@ -36,13 +36,15 @@ class SymbolState:
     last_retrain: dict[str, Any] | None
     training: dict[str, Any]
     performance: dict[str, Any]
+    win_rate_scope: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "symbol": self.symbol, "timeframe": self.timeframe, "candles": self.candles,
             "last_candle": iso(self.last_candle_ts), "price": self.price,
             "promoted_version": self.promoted_version, "model_version": self.model_version,
-            "signals": self.signals, "win_rate": self.win_rate, "pnl_pct": self.pnl_pct,
+            "signals": self.signals, "win_rate": self.win_rate, "win_rate_scope": self.win_rate_scope,
+            "pnl_pct": self.pnl_pct,
             "needs_retrain": self.needs_retrain, "retrain_reason": self.retrain_reason,
             "retrain_trigger": self.retrain_trigger, "last_retrain": self.last_retrain,
             "training": self.training, "performance": self.performance,
@@ -58,6 +60,14 @@ class SymbolState:
         if self.training.get("in_progress"):
             line += f" | training in progress (epoch {self.training.get('epoch')}/{self.training.get('epochs') or '?'})"
         return line
+
+
+def _scope_text(config: Config) -> str:
+    """Which signals the win rate covers (the retrain policy's window), for operators."""
+    settings = config.auto_training
+    if settings.win_rate_scope == "rolling":
+        return f"the current model's last {settings.rolling_window} settled signals"
+    return "the current model's settled signals"
 
 
 def read_symbol_state(config: Config, store: CandleStore, registry: Registry, symbol: str, *,
@@ -80,7 +90,7 @@ def read_symbol_state(config: Config, store: CandleStore, registry: Registry, sy
         last_retrain = {"status": last_run.status, "version": last_run.version, "trigger": last_run.trigger,
                         "reason": last_run.reason, "market_time": iso(run_market_ts(last_run)),
                         "finished_at": last_run.finished_at, "run_id": last_run.id}
-    in_progress = bool(training) or performance.retrain.in_progress
+    in_progress = training is not None  # the trainer reports this job: it is really training now
     return SymbolState(
         symbol=symbol, timeframe=timeframe, candles=performance.candles, last_candle_ts=performance.last_candle_ts,
         price=float(latest["close"][-1]) if len(latest) else None, promoted_version=promoted,
@@ -92,5 +102,6 @@ def read_symbol_state(config: Config, store: CandleStore, registry: Registry, sy
         training={"in_progress": in_progress, "epoch": (training or {}).get("epoch"),
                   "epochs": (training or {}).get("epochs"), "run_id": (training or {}).get("run_id"),
                   "queued_or_running": performance.retrain.in_progress},
+        win_rate_scope=_scope_text(config),
         performance=performance.as_dict(),
     )

@@ -166,6 +166,13 @@ SELECT COUNT(*), SUM(correct), SUM(pnl_pct) FROM (
 """
 
 
+def newest_trades(conn: sqlite3.Connection, exchange: str, symbol: str, timeframe: str, *, since_ts: int | None,
+                  limit: int = -1) -> Stats:
+    """Settled trades from `since_ts` on (all of them, or the newest `limit`): an indexed range read."""
+    return _stats(conn.execute(_NEWEST_TRADES, (exchange, symbol, timeframe,
+                                                _EARLIEST if since_ts is None else since_ts, limit)).fetchone())
+
+
 def compute_performance(conn: sqlite3.Connection, exchange: str, symbol: str, timeframe: str, *, window: int,
                         current_window: int | None = None) -> Performance:
     """Every figure of the series from the store: `window` sizes `rolling`, `current_window` `current_recent`."""

@@ -21,6 +21,8 @@ from daemon.config import Config
 from daemon.live_state import SymbolState, read_symbol_state
 from daemon.timeframes import iso
 from ipc import messages
+
+SYMBOLS_TTL_S = 1.0
 from models.registry import Registry
 
 
@@ -34,6 +36,7 @@ class StatusBoard:
         self._psutil: dict[int, psutil.Process] = {}
         self.last_events: dict[str, dict[str, Any]] = {}
         self.training_progress: dict[str, Any] | None = None  # newest retrain.progress (every epoch)
+        self._symbols_cache: tuple[float, list[SymbolState]] | None = None
 
     def _store(self) -> CandleStore:
         if self.store is None:
@@ -105,6 +108,16 @@ class StatusBoard:
         return reported
 
     def symbol_states(self) -> list[SymbolState]:
+        """Per-symbol state, recomputed at most every SYMBOLS_TTL_S: `status` calls and heartbeats share it,
+        so a burst of requests never keeps the supervisor's loop busy with the same queries."""
+        now = time.monotonic()
+        if self._symbols_cache is not None and now - self._symbols_cache[0] < SYMBOLS_TTL_S:
+            return self._symbols_cache[1]
+        states = self._read_symbol_states()
+        self._symbols_cache = (now, states)
+        return states
+
+    def _read_symbol_states(self) -> list[SymbolState]:
         store = self._store()
         serving = self._serving_versions()
         training = self._training()
@@ -130,9 +143,6 @@ class StatusBoard:
         if training:
             line += f"; training {training.get('symbol')} epoch {training.get('epoch')}/{training.get('epochs') or '?'}"
         return line
-
-    def heartbeat_lines(self) -> list[str]:
-        return [state.heartbeat_line() for state in self.symbol_states()]
 
     def close(self) -> None:
         if self.store is not None:

@@ -188,8 +188,11 @@ class Supervisor:
         if time.monotonic() < self.next_heartbeat:
             return
         self.next_heartbeat = time.monotonic() + self.config.heartbeat_interval
-        for line in self.board.heartbeat_lines():
-            self.log.info("%s", line)
+        states = self.board.symbol_states()
+        for state in states:
+            self.log.info("%s", state.heartbeat_line())
+        self.publish(messages.HEARTBEAT, symbols=[{key: value for key, value in state.as_dict().items()
+                                                   if key != "performance"} for state in states])
 
     def _checkpoint(self) -> None:
         """Ingest and inference never checkpoint the WAL themselves (latency): the supervisor does."""

@@ -161,13 +161,14 @@ class Daemon:
 
 
 def signal_coverage(daemon: Daemon, exchange: str, symbol: str, timeframe: str,
-                    after_ts: int) -> tuple[int, int, int]:
-    """(closed candles after `after_ts` up to the newest signal, signals for them, candles without one)."""
+                    after_ts: int) -> tuple[int, int, int, int]:
+    """(closed candles after `after_ts` up to the newest signal, signals for them, candles without one,
+    candles stored after the newest signal: a stalled inference shows up there)."""
     key = (exchange, symbol, timeframe)
     newest = daemon.query("SELECT MAX(candle_ts) FROM signals WHERE exchange = ? AND symbol = ? AND timeframe = ?",
                           *key)[0][0]
     if newest is None:
-        return 0, 0, 0
+        return 0, 0, 0, 0
     in_range = " AND s.exchange = ? AND s.symbol = ? AND s.timeframe = ? AND c.ts > ? AND c.ts <= ?"
     candles = daemon.query("SELECT COUNT(*) FROM candles c JOIN series s ON s.id = c.series_id WHERE 1" + in_range,
                            *key, after_ts, newest)[0][0]
@@ -177,4 +178,6 @@ def signal_coverage(daemon: Daemon, exchange: str, symbol: str, timeframe: str,
         "SELECT COUNT(*) FROM candles c JOIN series s ON s.id = c.series_id WHERE NOT EXISTS (SELECT 1 FROM signals g"
         " WHERE g.exchange = s.exchange AND g.symbol = s.symbol AND g.timeframe = s.timeframe AND g.candle_ts = c.ts)"
         + in_range, *key, after_ts, newest)[0][0]
-    return int(candles), int(signals), int(missing)
+    lag = daemon.query("SELECT COUNT(*) FROM candles c JOIN series s ON s.id = c.series_id WHERE s.exchange = ?"
+                       " AND s.symbol = ? AND s.timeframe = ? AND c.ts > ?", *key, newest)[0][0]
+    return int(candles), int(signals), int(missing), int(lag)

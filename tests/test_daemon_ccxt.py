@@ -60,8 +60,8 @@ def test_backfill_then_follow_closed_candles_from_a_ccxt_exchange(tmp_path: Path
     # every live candle of each symbol got exactly one signal; stored prices are the exchange's
     for symbol in ("BTC/USDT", "ETH/USDT"):
         start = json.loads((daemon.config.state_dir / "signal-start.json").read_text())[f"binance|{symbol}|1h"]
-        candles, signals, missing = signal_coverage(daemon, "binance", symbol, "1h", start)
-        assert candles >= 10 and missing == 0 and signals == candles
+        candles, signals, missing, lag = signal_coverage(daemon, "binance", symbol, "1h", start)
+        assert candles >= 10 and missing == 0 and signals == candles and lag <= 3
     row = daemon.query("SELECT c.ts, c.open, c.close FROM candles c JOIN series s ON s.id = c.series_id"
                        " WHERE s.symbol = 'ETH/USDT' ORDER BY c.ts DESC LIMIT 1")[0]
     expected = fake.candle_at("ETHUSDT", "1h", row[0])

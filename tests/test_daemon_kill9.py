@@ -80,8 +80,8 @@ def test_kill_9_of_each_child_loses_nothing(tmp_path: Path) -> None:
     assert gaps == 0
     # every candle since live signals began has exactly one signal (the store refuses duplicates)
     start = json.loads((daemon.config.state_dir / "signal-start.json").read_text())["simulated|BTC/USDT|1h"]
-    candles, signals, missing = signal_coverage(daemon, "simulated", "BTC/USDT", "1h", start)
-    assert candles > 40 and missing == 0 and signals == candles
+    candles, signals, missing, lag = signal_coverage(daemon, "simulated", "BTC/USDT", "1h", start)
+    assert candles > 40 and missing == 0 and signals == candles and lag <= 3
     duplicates = daemon.query("SELECT COUNT(*) FROM (SELECT candle_ts FROM signals GROUP BY candle_ts"
                               " HAVING COUNT(*) > 1)")[0][0]
     assert duplicates == 0

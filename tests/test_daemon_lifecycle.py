@@ -64,7 +64,7 @@ def test_demo_lifecycle_from_first_signal_to_retrain_after_a_regime_switch(tmp_p
 
     config = daemon.config
     start = json.loads((config.state_dir / "signal-start.json").read_text())["simulated|BTC/USDT|1h"]
-    candles, signals, missing = signal_coverage(daemon, "simulated", "BTC/USDT", "1h", start)
+    candles, signals, missing, lag = signal_coverage(daemon, "simulated", "BTC/USDT", "1h", start)
     algorithm_only = daemon.query("SELECT COUNT(*) FROM signals WHERE model_version IS NULL")[0][0]
     with_model = daemon.query("SELECT COUNT(*) FROM signals WHERE model_version IS NOT NULL")[0][0]
     activations = daemon.query("SELECT version, market_ts FROM model_activations ORDER BY id")
@@ -72,7 +72,7 @@ def test_demo_lifecycle_from_first_signal_to_retrain_after_a_regime_switch(tmp_p
     newest_candle = daemon.query("SELECT MAX(ts) FROM candles")[0][0]
 
     # every closed candle after the start of live signals has exactly one signal, across every swap
-    assert candles > 200 and missing == 0 and signals == candles
+    assert candles > 200 and missing == 0 and signals == candles and lag <= 3
     assert algorithm_only > 0 and with_model > 0
     # the first model came from training at start, was promoted and hot-swapped in
     assert runs[0][:2] == ("train_at_start", "promoted")

@@ -143,3 +143,19 @@ def test_a_restart_rebuilds_the_same_performance(tmp_path: Path) -> None:
     conn = connect(path)  # a new process after a crash: nothing is kept in memory
     assert compute_performance(conn, EX, SYM, TF, window=5, current_window=3).as_dict() == before
     assert before["since_start"]["signals"] == 11 and before["retrain"]["last"]["status"] == PROMOTED
+
+
+@pytest.mark.parametrize("scope", ["current_model", "rolling"])
+def test_the_policys_indexed_reads_agree_with_the_full_performance(tmp_path: Path, scope: str) -> None:
+    from daemon.config import build_config
+    from daemon.retrain_policy import PolicyInputs, policy_inputs
+
+    market = Market(tmp_path / "p.db")
+    play_history(market)
+    RetrainRuns(market.conn).finish(RetrainRuns(market.conn).start(EX, SYM, TF, trigger="manual"), REJECTED)
+    config = build_config({"auto_training": {"win_rate_scope": scope, "rolling_window": 20, "min_signals": 1},
+                           "training": {"min_candles": 10, "days": 30}}, env={})
+    perf = compute_performance(market.conn, EX, SYM, TF, window=100, current_window=20)
+    full = PolicyInputs.from_performance(perf, has_model=True, scope=scope)
+    light = policy_inputs(market.conn, config, EX, SYM, TF, has_model=True)
+    assert light == PolicyInputs(**{**full.__dict__, "candles": 10})  # candles: counted only up to min_candles

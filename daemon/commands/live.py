@@ -67,7 +67,8 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(f"{s['symbol']} {s['timeframe']}: price {price} | "
                      f"candles {s['candles']} (last {s['last_candle'] or '-'}) | model {s['model_version'] or 'none'}"
                      f" (promoted {s['promoted_version'] or 'none'})")
-        lines.append(f"  signals {s['signals']} | win rate {_pct(s['win_rate'])} | PnL {_pct(s['pnl_pct'], True)} | "
+        lines.append(f"  signals {s['signals']} (PnL {_pct(s['pnl_pct'], True)} since start) | win rate "
+                     f"{_pct(s['win_rate'])} over {s['win_rate_scope']} | "
                      f"needs retrain: {'yes' if s['needs_retrain'] else 'no'} ({s['retrain_reason']})")
         last = s.get("last_retrain")
         lines.append(f"  last retrain: {last['status']} {last.get('version') or ''} at market time "
