@@ -37,7 +37,7 @@ def _check_timeframe(value: str) -> str:
     return value
 
 
-def _check_symbol(value: str) -> str:
+def check_symbol(value: str) -> str:
     if not _SYMBOL_RE.match(value):
         raise ValueError(f"invalid symbol {value!r}: expected BASE/QUOTE such as BTC/USDT")
     return value
@@ -124,7 +124,7 @@ class MarketConfig(_Section):
     @classmethod
     def _symbols_valid(cls, value: list[str]) -> list[str]:
         for symbol in value:
-            _check_symbol(symbol)
+            check_symbol(symbol)
         if len(set(value)) != len(value):
             raise ValueError("symbols must be unique")
         return value

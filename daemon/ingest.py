@@ -25,11 +25,10 @@ from daemon.config import Config
 from daemon.errors import ConfigError, SourceUnavailable, UsageError
 from daemon.sources import CandleSource, open_source
 from daemon.sources.clock import load_or_create_anchor
-from daemon.timeframes import iso, last_closed_open_ms, timeframe_ms
+from daemon.timeframes import DAY_MS, iso, last_closed_open_ms, timeframe_ms
 from ipc import messages
 from ipc.ring import CandleRing, ring_path
 
-DAY_MS = 86_400_000
 ANCHOR_FILE = "market-clock.json"
 
 

@@ -36,15 +36,13 @@ from typing import Any
 from daemon.config import Config
 from daemon.performance import Performance, RetrainSummary, compute_performance, newest_trades
 from daemon.signal_store import SignalStore
-from daemon.timeframes import iso
+from daemon.timeframes import DAY_MS, HOUR_MS, iso, pct
 
 PERFORMANCE = "performance"
 FIRST_MODEL = "first_model"
 PERIODIC = "periodic"
 TRAIN_AT_START = "train_at_start"
 TRIGGERS = (PERFORMANCE, FIRST_MODEL, PERIODIC, TRAIN_AT_START)
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -93,9 +91,6 @@ def _no(reason: str) -> RetrainDecision:
     return RetrainDecision(False, None, reason)
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
 
 def _scope(config: Config) -> str:
     settings = config.auto_training
@@ -128,9 +123,9 @@ def decide(inputs: PolicyInputs, market_now_ms: int, config: Config) -> RetrainD
     win_rate = inputs.win_rate
     if win_rate is not None and inputs.scope_signals >= settings.min_signals \
             and win_rate < settings.min_win_rate_threshold:
-        return RetrainDecision(True, PERFORMANCE, f"win rate {_pct(win_rate)} over {_scope(config)} "
+        return RetrainDecision(True, PERFORMANCE, f"win rate {pct(win_rate)} over {_scope(config)} "
                                                   f"({inputs.scope_correct}/{inputs.scope_signals}) is below "
-                                                  f"{_pct(settings.min_win_rate_threshold)}")
+                                                  f"{pct(settings.min_win_rate_threshold)}")
     if not inputs.has_model:
         if inputs.model_signals >= settings.first_model_signals:
             return RetrainDecision(True, FIRST_MODEL, f"no model yet and {inputs.model_signals} settled signals "
@@ -138,7 +133,7 @@ def decide(inputs: PolicyInputs, market_now_ms: int, config: Config) -> RetrainD
         return _no(f"no model yet; {inputs.model_signals} of {settings.first_model_signals} settled signals "
                    "for a first training")
     since = inputs.last_retrain_ts if inputs.last_retrain_ts is not None else inputs.model_since_ts
-    health = f"win rate {_pct(win_rate)} over {_scope(config)}" if win_rate is not None else "no win rate yet"
+    health = f"win rate {pct(win_rate)} over {_scope(config)}" if win_rate is not None else "no win rate yet"
     if since is None:
         return _no(f"{health}; the current model's age is unknown (no retrain recorded)")
     days = (market_now_ms - since) / DAY_MS

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 _TIMEFRAME_RE = re.compile(r"^([1-9][0-9]*)([smhdw])$")
 # 1970-01-01 was a Thursday; exchanges start weekly candles on Monday 1970-01-05.
@@ -57,3 +59,8 @@ def parse_iso_ms(text: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp() * 1000)
+
+
+def pct(value: float | None, missing: str = "n/a") -> str:
+    """A fraction as a percentage with one decimal for logs and reports ('57.5%'); `missing` for None."""
+    return missing if value is None else f"{100 * value:.1f}%"

@@ -17,6 +17,7 @@ from math import comb
 from typing import Any, Literal
 
 import numpy as np
+from daemon.timeframes import pct
 
 PromoteMode = Literal["auto", "always", "never"]
 
@@ -81,9 +82,6 @@ class Decision:
     reason: str
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
 
 def decide(challenger: dict[str, Any], champion: dict[str, Any] | None, baseline: dict[str, Any], *,
            mode: PromoteMode, min_improvement: float, require_significance: bool, significance_level: float) -> Decision:
@@ -98,21 +96,21 @@ def decide(challenger: dict[str, Any], champion: dict[str, Any] | None, baseline
         problems.append("no evaluation samples")
     else:
         if new <= baseline["accuracy"]:
-            problems.append(f"accuracy {_pct(new)} does not beat the majority baseline {_pct(baseline['accuracy'])}")
+            problems.append(f"accuracy {pct(new)} does not beat the majority baseline {pct(baseline['accuracy'])}")
         if champion is not None and not new > champion["accuracy"] + min_improvement:
-            margin = f" by more than {_pct(min_improvement)}" if min_improvement > 0 else ""
-            problems.append(f"accuracy {_pct(new)} does not beat champion {champion.get('version', '')} "
-                            f"{_pct(champion['accuracy'])}{margin}".replace("  ", " "))
+            margin = f" by more than {pct(min_improvement)}" if min_improvement > 0 else ""
+            problems.append(f"accuracy {pct(new)} does not beat champion {champion.get('version', '')} "
+                            f"{pct(champion['accuracy'])}{margin}".replace("  ", " "))
         if require_significance:
             other = champion if champion is not None else baseline
             if not other["mcnemar_p"] < significance_level:
                 problems.append(f"McNemar p = {other['mcnemar_p']:.3g} is not below {significance_level:g}")
     if champion is not None:
-        bar = (f"champion {champion.get('version', '')} {_pct(champion['accuracy'])} "
-               f"and baseline {_pct(baseline['accuracy'])}")
+        bar = (f"champion {champion.get('version', '')} {pct(champion['accuracy'])} "
+               f"and baseline {pct(baseline['accuracy'])}")
     else:
-        bar = f"baseline {_pct(baseline['accuracy'])} (no champion)"
-    verdict = "; ".join(problems) if problems else f"accuracy {_pct(new)} beats {bar}"
+        bar = f"baseline {pct(baseline['accuracy'])} (no champion)"
+    verdict = "; ".join(problems) if problems else f"accuracy {pct(new)} beats {bar}"
     if mode == "always":
         return Decision(True, f"promotion forced (--promote always): {verdict}")
     if mode == "never":

@@ -25,7 +25,7 @@ from daemon.candle_store import CandleStore
 from daemon.config import Config
 from daemon.errors import DataError, UsageError
 from daemon.retrain_runs import ABORTED, FAILED, PROMOTED, REJECTED, RetrainRuns
-from daemon.timeframes import iso, timeframe_ms
+from daemon.timeframes import DAY_MS, iso, pct, timeframe_ms
 from models import dataset as ds
 from models import evaluation as ev
 from models.export import ParityReport, check_parity, export_onnx
@@ -35,7 +35,6 @@ from models.runtime import MODEL_FILE, PARITY_FILE, ModelRejected, ModelRunner, 
 from models.training import ProgressCallback, StopCheck, TrainingAborted, TrainResult, train_network
 
 log = logging.getLogger("autoretrain.model")
-DAY_MS = 86_400_000
 PARITY_SAMPLES = 64
 MIN_TRAIN_SAMPLES = 100
 MIN_VALIDATION_SAMPLES = 20
@@ -96,9 +95,6 @@ def _software() -> dict[str, str]:
             versions[package] = "not installed"
     return versions
 
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 class _Job:
@@ -275,13 +271,13 @@ class _Job:
 
 
 def _log_decision(symbol: str, metrics: dict[str, Any], promoted: bool, reason: str, version: str | None) -> None:
-    log.info("New model accuracy: %s", _pct(metrics["challenger"]["accuracy"]))
+    log.info("New model accuracy: %s", pct(metrics["challenger"]["accuracy"]))
     if metrics.get("champion"):
-        log.info("Old model accuracy: %s", _pct(metrics["champion"]["accuracy"]))
-    log.info("Baseline accuracy: %s", _pct(metrics["baseline"]["accuracy"]))
+        log.info("Old model accuracy: %s", pct(metrics["champion"]["accuracy"]))
+    log.info("Baseline accuracy: %s", pct(metrics["baseline"]["accuracy"]))
     log.info("Decision for %s %s: %s", symbol, version, reason)
     if promoted:
-        log.info("New model saved for %s (accuracy: %s)", symbol, _pct(metrics["challenger"]["accuracy"]))
+        log.info("New model saved for %s (accuracy: %s)", symbol, pct(metrics["challenger"]["accuracy"]))
     elif metrics.get("champion"):
         log.info("Keeping existing model for %s", symbol)
     else:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from typing import Any
 
+from daemon.config import check_symbol
 from daemon.timeframes import parse_iso_ms, timeframe_ms
 
-_SYMBOL_RE = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$")
-
-
 def symbol_arg(text: str) -> str:
-    if not _SYMBOL_RE.match(text):
-        raise argparse.ArgumentTypeError(f"invalid symbol {text!r}: expected BASE/QUOTE such as BTC/USDT")
-    return text
+    try:
+        return check_symbol(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def timeframe_arg(text: str) -> str:

@@ -15,9 +15,8 @@ from daemon.config import Config
 from daemon.errors import UsageError
 from daemon.sources import open_source
 from daemon.sources.csv_file import read_candle_csv
-from daemon.timeframes import iso, timeframe_ms
+from daemon.timeframes import DAY_MS, iso, timeframe_ms
 
-DAY_MS = 86_400_000
 EX_INCOMPLETE = 1
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from daemon.commands.common import add_json_flag, emit, positive_float, symbol_arg
 from daemon.config import Config
 from daemon.errors import AutoretrainError
+from daemon.timeframes import pct
 from ipc.control import ControlClient
 
 
@@ -42,10 +43,8 @@ def request(config: Config, command: str, **args: Any) -> dict[str, Any]:
         client.close()
 
 
-def _pct(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.2f}%" if signed else f"{100 * value:.1f}%"
+def _pnl(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}%"
 
 
 def _mb(value: float | None) -> str:
@@ -67,8 +66,8 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(f"{s['symbol']} {s['timeframe']}: price {price} | "
                      f"candles {s['candles']} (last {s['last_candle'] or '-'}) | model {s['model_version'] or 'none'}"
                      f" (promoted {s['promoted_version'] or 'none'})")
-        lines.append(f"  signals {s['signals']} (PnL {_pct(s['pnl_pct'], True)} since start) | win rate "
-                     f"{_pct(s['win_rate'])} over {s['win_rate_scope']} | "
+        lines.append(f"  signals {s['signals']} (PnL {_pnl(s['pnl_pct'])} since start) | win rate "
+                     f"{pct(s['win_rate'], '-')} over {s['win_rate_scope']} | "
                      f"needs retrain: {'yes' if s['needs_retrain'] else 'no'} ({s['retrain_reason']})")
         last = s.get("last_retrain")
         lines.append(f"  last retrain: {last['status']} {last.get('version') or ''} at market time "

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from daemon.commands.common import add_json_flag, emit, positive_float, positive_int, symbol_arg, timeframe_arg
 from daemon.config import Config
+from daemon.timeframes import pct
 
 
 def _symbol_command(commands: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str,
@@ -49,9 +50,6 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                     "Point the registry back at the previous champion (verified first).")
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
 
 def _train_text(outcome: Any) -> str:
     metrics = outcome.metrics
@@ -61,8 +59,8 @@ def _train_text(outcome: Any) -> str:
         entry = metrics.get(name)
         if entry:
             label = f"{name} {entry.get('version', '')}".strip()
-            lines.append(f"  {label:<18} accuracy {_pct(entry['accuracy'])}  signal precision "
-                         f"{_pct(entry['signal_precision'])} ({entry['signals']} signals)  PnL {entry['pnl_pct']:+.2f}%  "
+            lines.append(f"  {label:<18} accuracy {pct(entry['accuracy'])}  signal precision "
+                         f"{pct(entry['signal_precision'])} ({entry['signals']} signals)  PnL {entry['pnl_pct']:+.2f}%  "
                          f"on {entry['samples']} samples")
     if outcome.durations:
         lines.append("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in outcome.durations.items()))
@@ -112,8 +110,8 @@ def _models_text(payload: dict[str, Any]) -> str:
         accuracy = {k: (metrics.get(k) or {}).get("accuracy") for k in ("challenger", "champion", "baseline")}
         decision = (row["decision"] or {}).get("reason") or row["error"] or ""
         lines.append(f"{'*' if row['promoted'] else ' '} {row['version']:<9} {row['created_at'] or '-':<21} "
-                     f"{_pct(accuracy['challenger']):>8} {_pct(accuracy['champion']):>8} "
-                     f"{_pct(accuracy['baseline']):>8}  {decision}")
+                     f"{pct(accuracy['challenger']):>8} {pct(accuracy['champion']):>8} "
+                     f"{pct(accuracy['baseline']):>8}  {decision}")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from daemon.errors import NoInputError
 from daemon.performance import Performance, Stats, run_market_ts
 from daemon.retrain_policy import RetrainDecision, assess
 from daemon.signal_store import SignalRecord, SignalStore
-from daemon.timeframes import iso
+from daemon.timeframes import iso, pct
 from models.registry import Registry
 
 
@@ -62,16 +62,13 @@ def _require_series(conn: sqlite3.Connection, exchange: str, symbol: str, timefr
                            "(check the symbol and --timeframe; `autoretrainctl candles SYMBOL` shows what is stored)")
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
 
 def _signed(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:+.{digits}f}%"
 
 
 def _row(label: str, stats: Stats, note: str = "") -> str:
-    return (f"  {label:<24} {stats.signals:>7} {stats.correct:>8} {_pct(stats.win_rate):>9} "
+    return (f"  {label:<24} {stats.signals:>7} {stats.correct:>8} {pct(stats.win_rate):>9} "
             f"{_signed(stats.pnl_total_pct):>10} {_signed(stats.pnl_avg_pct, 3):>9}{note}")
 
 
@@ -125,7 +122,7 @@ def run_performance(args: argparse.Namespace, config: Config) -> int:
 def _signal_line(record: SignalRecord) -> str:
     signal, outcome = record.signal, record.outcome
     model = signal.model_version or "algorithms"
-    line = (f"{iso(signal.candle_ts)}  {signal.action:<4}  confidence {_pct(signal.confidence):>6}  "
+    line = (f"{iso(signal.candle_ts)}  {signal.action:<4}  confidence {pct(signal.confidence):>6}  "
             f"price {signal.price:.8g}  {model}")
     if outcome is None:
         return line + "  | pending"
