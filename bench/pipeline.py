@@ -110,6 +110,7 @@ class Running:
         self.sub.setsockopt(zmq.RCVHWM, 1_000_000)
         self.sub.connect(bus_endpoints(self.config.runtime_dir)[1])
         self.sub.setsockopt(zmq.SUBSCRIBE, messages.SIGNAL.encode())
+        self.sub.setsockopt(zmq.SUBSCRIBE, messages.CANDLE.encode())
         self.sub.setsockopt(zmq.SUBSCRIBE, messages.MODEL_SWAPPED.encode())
         anchor = json.loads((self.config.state_dir / "market-clock.json").read_text())["anchor_wall"]
         simulated = self.config.market.simulated
@@ -171,6 +172,19 @@ def latencies_ms(run: Running, events: list[dict[str, Any]]) -> np.ndarray:
     return np.array(values)
 
 
+def stages_ms(run: Running, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the latency goes: close -> `candle` hint sent by ingest -> `signal` sent by inference."""
+    hinted = {(e["symbol"], int(e["ts"])): e["sent_at"] for e in events if e.get("topic") == messages.CANDLE}
+    ingest, inference = [], []
+    for e in events:
+        if e.get("topic") == messages.SIGNAL and (e["symbol"], int(e["candle_ts"])) in hinted:
+            sent = hinted[(e["symbol"], int(e["candle_ts"]))]
+            ingest.append((sent - run.close_wall(int(e["candle_ts"]))) * 1000)
+            inference.append((e["sent_at"] - sent) * 1000)
+    return {"close_to_candle_hint": summary(np.array(ingest)),
+            "candle_hint_to_signal": summary(np.array(inference))}
+
+
 def summary(values: np.ndarray) -> dict[str, Any]:
     if len(values) == 0:
         return {"count": 0}
@@ -208,7 +222,8 @@ def bench_symbols(count: int, seconds: float, with_promotions: bool) -> dict[str
             run.collect(2.0)  # let the catch-up after start pass
             steady = run.collect(seconds)
             result: dict[str, Any] = {"symbols": count, "candle_interval_s": interval, "start_to_ready_s":
-                                      round(run.ready_s, 2), "latency": summary(latencies_ms(run, steady))}
+                                      round(run.ready_s, 2), "latency": summary(latencies_ms(run, steady)),
+                                      "latency_stages": stages_ms(run, steady)}
             if with_promotions:
                 promotions = {"done": 0, "next": time.monotonic()}
                 first_ts = max(int(e["candle_ts"]) for e in steady if e.get("topic") == messages.SIGNAL)

@@ -1,7 +1,8 @@
 """`autoretraind`: the supervisor (systemd Type=notify) of the ingest, inference and trainer processes.
 
-Start-up: validate the configuration (exit 78), take an exclusive lock on the state directory (a
-second daemon on the same state refuses), clear stale runtime files, create the candle rings, bind
+Start-up: validate the configuration (exit 78), take an exclusive lock on the state directory and
+one on the runtime directory (a second daemon on the same state, or sharing the runtime directory,
+refuses with exit 75), clear stale runtime files, create the candle rings, bind
 the event bus and the control socket, then start ingest, inference and trainer in that order, each
 once the previous one reports ready. `READY=1` goes to systemd when all three are ready.
 
@@ -71,6 +72,22 @@ def lock_state_dir(state_dir: Path) -> IO[str]:
     return handle
 
 
+def lock_runtime_dir(runtime_dir: Path) -> int:
+    """An exclusive flock on the runtime directory itself (no file left behind), held for the daemon's life.
+
+    Two daemons on different state directories could still share `$RUNTIME_DIRECTORY`: without this,
+    the second one's clean-up of stale sockets and rings would delete the first one's live files.
+    """
+    fd = os.open(runtime_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunning(f"another autoretraind is already using runtime directory {runtime_dir} "
+                             "(give each daemon its own paths.runtime_dir or $RUNTIME_DIRECTORY)") from None
+    return fd
+
+
 def runtime_files(config: Config) -> list[Path]:
     """Every file the daemon creates in the runtime directory (removed at start and at stop)."""
     runtime = config.runtime_dir
@@ -111,6 +128,7 @@ class Supervisor:
         config = self.config
         if not config.runtime_dir.exists():
             config.runtime_dir.mkdir(mode=0o750, parents=True)  # systemd's RuntimeDirectory= is left as set
+        self.runtime_lock = lock_runtime_dir(config.runtime_dir)
         clear_stale_runtime(config)
         self.rings = [CandleRing.create(ring_path(config.runtime_dir, symbol, config.market.timeframe),
                                         config.ingest.ring_capacity) for symbol in config.market.symbols]
@@ -140,7 +158,11 @@ class Supervisor:
             context.destroy(linger=0)
         for ring in getattr(self, "rings", []):
             ring.close()
-        clear_stale_runtime(self.config)
+        runtime_lock = getattr(self, "runtime_lock", None)
+        if runtime_lock is not None:  # never clear a runtime directory another daemon holds
+            clear_stale_runtime(self.config)
+            os.close(runtime_lock)
+
     def publish(self, topic: str, **payload: object) -> None:
         """Events that originate in the supervisor (promotions from the control socket)."""
         self.publisher.publish(topic, **payload)
@@ -263,6 +285,7 @@ class Supervisor:
                 path.unlink()
             except FileNotFoundError:
                 pass
+        os.close(self.runtime_lock)
         self.lock.close()  # the lock file itself stays: unlinking it would race with a starting daemon
         self.log.info("autoretraind stopped")
 

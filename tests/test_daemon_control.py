@@ -189,6 +189,23 @@ def test_a_second_daemon_on_the_same_state_refuses(daemon: Daemon, tmp_path: Pat
     assert daemon.status()["daemon"]["ready"] is True  # the first one is untouched
 
 
+def test_a_second_daemon_sharing_only_the_runtime_directory_refuses(daemon: Daemon, tmp_path: Path) -> None:
+    import yaml
+
+    config = yaml.safe_load(daemon.config_path.read_text())
+    config["paths"] = {"state_dir": str(tmp_path / "other-state"), "runtime_dir": str(daemon.config.runtime_dir)}
+    live_files = sorted(p for p in runtime_files(daemon.config) if p.exists())
+    second = Daemon(tmp_path, config, name="other.yaml").start()
+    assert second.process is not None
+    code = second.process.wait(timeout=60)
+    second.notify.close()
+    assert code == 75
+    lines = second.log().strip().splitlines()
+    assert len(lines) == 1 and f"already using runtime directory {daemon.config.runtime_dir}" in lines[0]
+    assert sorted(p for p in runtime_files(daemon.config) if p.exists()) == live_files  # nothing of the first removed
+    assert daemon.status()["daemon"]["ready"] is True
+
+
 def test_sigterm_stops_everything_and_leaves_nothing_behind(daemon: Daemon) -> None:
     pids = [p["pid"] for p in daemon.status()["processes"]]
     started = time.monotonic()
