@@ -38,7 +38,7 @@ from daemon.errors import EX_CONFIG, EX_OSERR, EX_TEMPFAIL, AutoretrainError, Co
 from daemon.logsetup import log_uncaught, setup_logging
 from daemon.status import StatusBoard
 from ipc import messages
-from ipc.bus import EventBus, Publisher
+from ipc.bus import EventBus, Publisher, Subscriber
 from ipc.control import ControlServer
 from ipc.ring import CandleRing, ring_path
 
@@ -46,6 +46,8 @@ CHILDREN = ("ingest", "inference", "trainer")
 LOCK_NAME = "autoretraind.lock"
 POLL_MS = 100
 CHECKPOINT_EVERY_S = 5.0
+#: what the supervisor reads off the bus: liveness reports, training and model events (never candles or signals)
+WATCHED_TOPICS = (messages.PROCESS, "retrain.", "model.")
 
 
 class AlreadyRunning(AutoretrainError):
@@ -136,6 +138,7 @@ class Supervisor:
         self.context = zmq.Context()
         self.bus = EventBus(self.context, config.runtime_dir)
         self.publisher = Publisher(self.context, self.bus.publish_endpoint, "supervisor")
+        self.events = Subscriber(self.context, self.bus.subscribe_endpoint, WATCHED_TOPICS)
         self.children = Children(CHILDREN, self.config_json, config.supervisor)
         self.board = StatusBoard(config, self.children, started_at=self.started_at)
         self.commands = ControlCommands(config, self.board, publish=self.publish)
@@ -149,7 +152,7 @@ class Supervisor:
         self.next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
 
     def _undo_prepare(self) -> None:
-        for name in ("control", "publisher", "bus"):
+        for name in ("control", "events", "publisher", "bus"):
             part = getattr(self, name, None)
             if part is not None:
                 part.close()
@@ -184,7 +187,7 @@ class Supervisor:
                 return
 
     def _handle_events(self) -> None:
-        for topic, payload in self.bus.events():
+        for topic, payload in self.events.drain():
             if topic == messages.PROCESS:
                 self.children.on_report(str(payload.get("name")), str(payload.get("state")),
                                         dict(payload.get("detail") or {}), payload.get("pid"),
@@ -241,7 +244,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         poller = zmq.Poller()
-        poller.register(self.bus.capture, zmq.POLLIN)
+        poller.register(self.events.sock, zmq.POLLIN)
         poller.register(self.control.sock, zmq.POLLIN)
         self.log.info("autoretraind starting: state %s, runtime %s, symbols %s %s, source %s",
                       self.config.state_dir, self.config.runtime_dir, ", ".join(self.config.market.symbols),
@@ -252,7 +255,7 @@ class Supervisor:
                 if not self.ready_notified:
                     self._start_next_child()
                 ready = dict(poller.poll(POLL_MS))
-                if self.bus.capture in ready:
+                if self.events.sock in ready:
                     self._handle_events()
                 if self.control.sock in ready:
                     self.control.handle_pending()
@@ -275,6 +278,7 @@ class Supervisor:
         self.children.stop_all(self.config.supervisor.stop_timeout)
         self.board.close()
         self.control.close()
+        self.events.close()
         self.publisher.close()
         self.bus.close()
         self.context.destroy(linger=0)

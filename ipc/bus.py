@@ -1,9 +1,11 @@
 """The event bus: an XSUB/XPUB forwarder in the supervisor; children connect a PUB and a SUB to it.
 
 The forwarder runs in C (zmq.proxy_steerable, in a thread of the supervisor), so a hint crosses it in
-tens of microseconds. Its XSUB side subscribes to everything and a capture socket hands the
-supervisor a copy of every event (child liveness reports, training progress) whether or not a child
-subscribed to it. Every socket has LINGER 0; contexts are created after spawn, in each process.
+tens of microseconds. Its XSUB side subscribes to everything, so every event reaches the forwarder;
+the XPUB side sends each subscriber only the topics it asked for. The supervisor itself subscribes like
+a child, to what it needs (liveness reports, training and model events): the candle and signal
+traffic of the latency path never wakes it. Every socket has LINGER 0; contexts are created after
+spawn, in each process.
 """
 
 from __future__ import annotations
@@ -50,14 +52,11 @@ def _socket(context: zmq.Context, kind: int) -> zmq.Socket:
 
 
 class EventBus:
-    """The forwarder: `zmq.proxy_steerable` in a background thread (C speed, no GIL), with a capture
-    socket through which the supervisor's loop sees every event (`events()`)."""
+    """The forwarder: `zmq.proxy_steerable` in a background thread (C speed, no GIL)."""
 
     def __init__(self, context: zmq.Context, runtime_dir: Path) -> None:
         self.publish_endpoint, self.subscribe_endpoint = bus_endpoints(runtime_dir)
-        token = f"{id(self):x}"
-        self._capture_endpoint = f"inproc://bus-capture-{token}"
-        self._control_endpoint = f"inproc://bus-control-{token}"
+        self._control_endpoint = f"inproc://bus-control-{id(self):x}"
         self._context = context
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -66,44 +65,34 @@ class EventBus:
         self._ready.wait(10)
         if self._error is not None:
             raise self._error
-        self.capture = _socket(context, zmq.PULL)
-        self.capture.setsockopt(zmq.RCVHWM, 0)
-        self.capture.connect(self._capture_endpoint)
         self._control = _socket(context, zmq.PAIR)
         self._control.connect(self._control_endpoint)
 
     def _run(self) -> None:
         frontend = _socket(self._context, zmq.XSUB)  # publishers connect here
         backend = _socket(self._context, zmq.XPUB)  # subscribers connect here
-        capture = _socket(self._context, zmq.PUSH)
         control = _socket(self._context, zmq.PAIR)
         try:
             frontend.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
             backend.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
-            capture.setsockopt(zmq.SNDHWM, 0)  # never drop or block on the supervisor's copy
             frontend.bind(self.publish_endpoint)
             backend.bind(self.subscribe_endpoint)
-            capture.bind(self._capture_endpoint)
             control.bind(self._control_endpoint)
-            frontend.send(b"\x01")  # subscribe to every topic: the supervisor inspects all events
+            frontend.send(b"\x01")  # every topic: XPUB filters per subscriber
         except zmq.ZMQError as exc:
             self._error = exc
             self._ready.set()
-            for sock in (frontend, backend, capture, control):
+            for sock in (frontend, backend, control):
                 sock.close(0)
             return
         self._ready.set()
         try:
-            zmq.proxy_steerable(frontend, backend, capture, control)
+            zmq.proxy_steerable(frontend, backend, None, control)
         except zmq.ContextTerminated:
             pass
         finally:
-            for sock in (frontend, backend, capture, control):
+            for sock in (frontend, backend, control):
                 sock.close(0)
-
-    def events(self, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
-        """Events that passed through the bus since the last call (subscription frames are skipped)."""
-        return receive_events(self.capture, limit)
 
     def close(self) -> None:
         try:
@@ -111,7 +100,6 @@ class EventBus:
         except zmq.ZMQError:
             pass
         self._thread.join(5)
-        self.capture.close(0)
         self._control.close(0)
 
 
