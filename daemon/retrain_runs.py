@@ -4,8 +4,9 @@ The retrain policy reads it (last retrain time, cooldown after a rejected or fai
 and `performance` report it, and the trainer and `autoretrainctl train` write it. Times that drive
 decisions are market times (candle open times in ms); wall times are kept for operators.
 
-A running job records its owner (`host:pid`): a row left `running` by a process that died (kill -9,
-OOM, a closed SSH session) is an orphan. Orphans never block the policy or `retrain`, and the
+A running job records its owner (`host:pid:start time`): a row left `running` by a process that died
+(kill -9, OOM, a closed SSH session, a power cut) is an orphan. The start time tells a reused pid
+(common after a reboot) from the process that claimed the job. Orphans never block the policy or `retrain`, and the
 trainer marks them failed; a job still running in another live process is left alone. A job stopped
 on purpose (daemon shutdown) ends `aborted`, which is not a setback: no cooldown follows it.
 """
@@ -20,6 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
+
 from daemon.db import transaction
 from daemon.timeframes import iso
 
@@ -33,24 +36,38 @@ FINAL_STATUSES = (PROMOTED, REJECTED, FAILED, ABORTED)
 ACTIVE_STATUSES = (QUEUED, RUNNING)
 
 
+def _started_at(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch, to 10 ms), None if there is no such process."""
+    try:
+        return round(psutil.Process(pid).create_time(), 2)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+
+
 def this_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{socket.gethostname()}:{os.getpid()}:{_started_at(os.getpid()):.2f}"
 
 
 def owner_alive(owner: str | None) -> bool:
-    """Whether the process named by `host:pid` still runs (a process on another host is assumed alive)."""
-    if not owner or ":" not in owner:
+    """Whether the process named by `host:pid:start` still runs (a process on another host is assumed alive).
+
+    Owners written before start times were recorded (`host:pid`) are judged by the pid alone."""
+    parts = (owner or "").split(":")
+    if len(parts) not in (2, 3):
         return False
-    host, _, pid_text = owner.rpartition(":")
+    host, pid_text, *start = parts
     if host != socket.gethostname():
         return True
     try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
+        started = _started_at(int(pid_text))
+        recorded = float(start[0]) if start else None
+    except ValueError:
         return False
-    except (PermissionError, ValueError):
+    except psutil.AccessDenied:
         return True
-    return True
+    if started is None:
+        return False
+    return recorded is None or abs(started - recorded) < 0.05
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -53,5 +54,21 @@ def test_a_run_left_running_by_a_dead_process_is_an_orphan(tmp_path: Path) -> No
 def test_owner_liveness() -> None:
     assert owner_alive(this_owner())
     assert not owner_alive(dead_owner())
-    assert owner_alive("another-host:1")
-    assert not owner_alive(None) and not owner_alive("garbage")
+    assert owner_alive("another-host:1:12.00")
+    assert not owner_alive(None) and not owner_alive("garbage") and not owner_alive(f"{socket.gethostname()}:x:1")
+
+
+def test_a_reused_pid_does_not_keep_an_orphan_alive(tmp_path: Path) -> None:
+    """After a reboot the dead trainer's pid often belongs to another process: the start time tells them apart."""
+    host, pid, started = this_owner().split(":")
+    assert pid == str(os.getpid())
+    reused = f"{host}:{pid}:{float(started) - 3600:.2f}"  # this pid, but a process that started an hour earlier
+    assert not owner_alive(reused)
+    assert owner_alive(f"{host}:{pid}")  # an owner recorded before start times: judged by the pid alone
+    conn = connect(tmp_path / "db.sqlite")
+    runs = RetrainRuns(conn)
+    orphan = runs.start(*KEY, trigger="cli")
+    with conn:
+        conn.execute("UPDATE retrain_runs SET owner = ? WHERE id = ?", (reused, orphan))
+    assert runs.active(*KEY) is None
+    assert runs.fail_orphans() == [orphan]
