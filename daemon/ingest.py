@@ -158,6 +158,7 @@ class Ingest:
         if not fresh:
             return 0
         self.store.upsert_many([(self.exchange, feed.symbol, self.timeframe, candles) for feed, candles in fresh])
+        previous = {feed.symbol: feed.last_ts for feed, _ in fresh}
         for feed, candles in fresh:  # every ring first: inference, woken by the first hint, sees them all
             feed.ring.write(candles)
             feed.last_ts = int(candles["ts"][-1])
@@ -166,6 +167,12 @@ class Ingest:
             self.child.publish(messages.CANDLE, symbol=feed.symbol, timeframe=self.timeframe, ts=feed.last_ts,
                                close=float(candles["close"][-1]), count=len(candles), head=head,
                                closed_at_ms=feed.last_ts + self.step)
+        for feed, candles in fresh:  # after the hints: the log never delays a signal
+            after = previous[feed.symbol]
+            for note in self.source.market_notes(feed.symbol, self.timeframe,
+                                                 after if after is not None else int(candles["ts"][0]) - self.step,
+                                                 int(candles["ts"][-1])):
+                self.child.log.info("%s", note)
         return sum(len(c) for _, c in fresh)
 
     def wait_for_next_close(self) -> None:

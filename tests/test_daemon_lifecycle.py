@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.timeframes import parse_iso_ms
+from daemon.timeframes import iso, parse_iso_ms
 import yaml
 
 from tests.conftest import HOUR_MS, ROOT, run_ctl
@@ -81,6 +81,8 @@ def test_demo_lifecycle_from_first_signal_to_retrain_after_a_regime_switch(tmp_p
     assert "New model saved for BTC/USDT (accuracy:" in log
     # the market switched regime and the policy fired for the reason it gave
     assert newest_candle > SWITCH_TS
+    assert (f"simulated market: BTC/USDT 1h switches from momentum to mean_reversion (autocorrelation -0.50, "
+            f"volatility 0.0100) at candle {iso(SWITCH_TS)}") in log
     fired = re.findall(r"Performance degraded for BTC/USDT, scheduling retrain \(trigger performance: (.*)\)\n", log)
     performance_runs = [r for r in runs if r[0] == "performance"]
     assert fired and performance_runs

@@ -37,6 +37,22 @@ def test_same_seed_same_candles_and_another_seed_differs() -> None:
     assert not np.array_equal(a["close"], c["close"])
 
 
+def test_regime_switches_are_named_for_live_steps_only() -> None:
+    config = SimulatedConfig(history_candles=100, regimes=[
+        {"kind": "momentum", "candles": 100, "strength": 0.5},
+        {"kind": "random_walk", "candles": 50, "strength": 0.5, "volatility": 0.02}])
+    source = SimulatedSource(config, "1h", clock=frozen_clock(config, 200))
+    at = lambda index: START + index * HOUR_MS  # noqa: E731
+    assert source.market_notes("BTC/USDT", "1h", at(98), at(99)) == []
+    assert source.market_notes("BTC/USDT", "1h", at(99), at(100)) == [
+        "simulated market: BTC/USDT 1h switches from momentum to random_walk (autocorrelation +0.00, "
+        "volatility 0.0200) at candle 2024-01-05T04:00:00Z"]
+    both = source.market_notes("BTC/USDT", "1h", at(90), at(160))  # a catch-up over two switches
+    assert [note.split(" switches ")[1].split(" (")[0] for note in both] == [
+        "from momentum to random_walk", "from random_walk to momentum"]
+    assert source.market_notes("BTC/USDT", "1h", at(0), at(20_000)) == []  # a backfill announces nothing
+
+
 def test_any_range_regenerates_identically() -> None:
     config = SimulatedConfig(history_candles=10_000)
     whole = SimulatedSource(config, "1h").series("BTC/USDT", "1h").candles(0, 9000)

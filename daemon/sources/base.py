@@ -64,5 +64,10 @@ class CandleSource(abc.ABC):
     def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int | None = None) -> Iterator[Batch]:
         """Closed candles from since_ms up to until_ms (default: the newest closed candle)."""
 
+    def market_notes(self, symbol: str, timeframe: str, after_ts: int, last_ts: int) -> list[str]:
+        """What the source knows about the market between two candles, for the log (the simulated
+        market names its regime switches, so a demo shows when and why a model loses its edge)."""
+        return []
+
     def close(self) -> None:
         """Release network sessions or files."""

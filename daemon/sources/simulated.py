@@ -30,11 +30,12 @@ from daemon.candles import CANDLE_DTYPE
 from daemon.config import SimulatedConfig
 from daemon.sources.base import Batch, CandleSource
 from daemon.sources.clock import MarketClock
-from daemon.timeframes import floor_to_timeframe, last_closed_open_ms, parse_iso_ms, timeframe_ms
+from daemon.timeframes import floor_to_timeframe, iso, last_closed_open_ms, parse_iso_ms, timeframe_ms
 
 BLOCK = 4096
 KAPPA = 0.001
 BATCH = 5000
+MAX_NOTED_CANDLES = 10_000
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,15 @@ class SimulatedSeries:
     def index_of(self, ts_ms: int) -> int:
         return (ts_ms - self.start_ms) // self.step
 
+    def switches(self, first: int, last: int) -> list[tuple[int, Regime, Regime]]:
+        """(index, previous regime, new regime) for each regime switch at candles first..last."""
+        out = []
+        for index in range(max(first, 1), last + 1):
+            (before, old), (after, new) = self.regime_at(index - 1), self.regime_at(index)
+            if before != after:
+                out.append((index, old, new))
+        return out
+
 
 class SimulatedSource(CandleSource):
     """The simulated market as a source: history before the clock's origin, then live candles."""
@@ -163,6 +173,15 @@ class SimulatedSource(CandleSource):
 
     def wall_seconds_until(self, market_ms: int) -> float:
         return self.clock.wall_seconds_until(market_ms)
+
+    def market_notes(self, symbol: str, timeframe: str, after_ts: int, last_ts: int) -> list[str]:
+        series = self.series(symbol, timeframe)
+        first, last = series.index_of(after_ts) + 1, series.index_of(last_ts)
+        if last - first > MAX_NOTED_CANDLES:  # a backfill, not a live step: nothing to announce
+            return []
+        return [f"simulated market: {symbol} {timeframe} switches from {old.kind} to {new.kind} "
+                f"(autocorrelation {new.phi:+.2f}, volatility {new.sigma:.4f}) at candle {iso(series.start_ms + index * series.step)}"
+                for index, old, new in series.switches(first, last)]
 
     def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int | None = None) -> Iterator[Batch]:
         series = self.series(symbol, timeframe)
