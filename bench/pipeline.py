@@ -3,7 +3,8 @@
 Prints one JSON document with:
 - candle-close -> signal-published latency p50/p99 for 1, 10 and 100 symbols (simulated market; the
   close is the wall time at which the market clock reached the candle's close, the publication time
-  is the `sent_at` of the `signal` event on the bus; every symbol has a promoted model);
+  is the `sent_at` of the `signal` event on the bus; every symbol has a promoted model), split into
+  `latency_stages`: close -> `candle` hint sent by ingest, and hint -> `signal` sent by inference;
 - predictions lost during 20 promotions under load (10 symbols): candles without a signal, and
   signals of the swapped symbol made without a model; the longest gap between two consecutive signals
   of that symbol while swapping versus without swaps;
