@@ -80,6 +80,14 @@ class Inference:
     def _activated(self, worker: SymbolWorker, version: str | None, market_ts: int) -> None:
         self.signals.record_activation(self.exchange, worker.symbol, self.timeframe, version, market_ts)
 
+    def _refused(self, worker: SymbolWorker, version: str | None, reason: str, serving: str | None,
+                 when: str = "") -> None:
+        """A model that will not serve: one log line and `model.rejected`; `serving` goes on."""
+        self.child.log.error("refused model %s for %s%s: %s; %s", version, worker.symbol, when, reason,
+                             f"keeping {serving}" if serving else "running on algorithms only")
+        self.child.publish(messages.MODEL_REJECTED, symbol=worker.symbol, timeframe=self.timeframe, version=version,
+                           reason=reason, serving=serving)
+
     def _swap_models(self) -> None:
         for worker in self.workers.values():
             previous = worker.slot.version
@@ -87,10 +95,7 @@ class Inference:
             if result is None:
                 continue
             if result.error is not None:
-                self.child.log.error("refused model %s for %s: %s; keeping %s", result.version, worker.symbol,
-                                     result.error, previous or "algorithms only")
-                self.child.publish(messages.MODEL_REJECTED, symbol=worker.symbol, timeframe=self.timeframe,
-                                   version=result.version, reason=result.error, serving=previous)
+                self._refused(worker, result.version, result.error, previous)
                 continue
             next_candle = (worker.last_signal_ts + self.step) if worker.last_signal_ts is not None else 0
             self._activated(worker, result.version, next_candle)
@@ -147,9 +152,7 @@ class Inference:
         """A model that loaded fine but fails on live data is taken out of service, never retried blindly."""
         version = worker.slot.drop()
         reason = f"prediction failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-        self.child.log.error("refused model %s for %s: %s; running on algorithms only", version, worker.symbol, reason)
-        self.child.publish(messages.MODEL_REJECTED, symbol=worker.symbol, timeframe=self.timeframe, version=version,
-                           reason=reason, serving=None)
+        self._refused(worker, version, reason, None)
         self._activated(worker, None, (worker.last_signal_ts or 0) + self.step)
 
     def _model_probability(self, worker: SymbolWorker, window: np.ndarray) -> tuple[float | None, str | None]:
@@ -267,8 +270,8 @@ class Inference:
                                       fee_bps=self.config.signals.fee_bps)
         for outcome in settled:
             self.child.publish(messages.OUTCOME, symbol=worker.symbol, timeframe=self.timeframe, **outcome.as_dict())
-        if worker.last_signal_ts is None:
-            return
+        if worker.last_signal_ts is None or not self.config.auto_training.enabled:
+            return  # disabled: the policy would say no without reading anything
         inputs = policy_inputs(self.store.conn, self.config, self.exchange, worker.symbol, self.timeframe,
                                has_model=self._has_model(worker))
         decision = decide(inputs, worker.last_signal_ts, self.config)
@@ -288,10 +291,7 @@ class Inference:
             worker.last_signal_ts = self._resume_point(worker)
             result = worker.slot.load_now()
             if result is not None and result.error is not None:
-                self.child.log.error("promoted model %s of %s refused at start: %s; running on algorithms only",
-                                     result.version, worker.symbol, result.error)
-                self.child.publish(messages.MODEL_REJECTED, symbol=worker.symbol, timeframe=self.timeframe,
-                                   version=result.version, reason=result.error, serving=None)
+                self._refused(worker, result.version, result.error, None, when=" at start")
             current = self.signals.current_activation(self.exchange, worker.symbol, self.timeframe)
             if (current.version if current is not None else None) != worker.slot.version:
                 from_ts = (worker.last_signal_ts + self.step) if worker.last_signal_ts is not None else 0
@@ -314,11 +314,11 @@ class Inference:
             woke = self.events.sock.poll(int(TICK_S * 1000))
             hinted: set[str] = set()
             if woke:
-                for topic, payload in self.events.drain():
-                    if topic == messages.MODEL_PROMOTED:
-                        self._check_models(force=True)
-                    elif topic == messages.CANDLE and payload.get("symbol") in self.workers:
-                        hinted.add(str(payload["symbol"]))
+                events = self.events.drain()
+                if any(topic == messages.MODEL_PROMOTED for topic, _ in events):
+                    self._check_models(force=True)  # once, however many promotions arrived together
+                hinted = {str(payload["symbol"]) for topic, payload in events
+                          if topic == messages.CANDLE and payload.get("symbol") in self.workers}
             self._swap_models()
             due = []
             for worker in self.workers.values():

@@ -13,7 +13,7 @@ from typing import Any
 from daemon.candle_store import CandleStore
 from daemon.config import Config
 from daemon.performance import run_market_ts
-from daemon.retrain_policy import PolicyInputs, assess
+from daemon.retrain_policy import PolicyInputs, assess, scope_text
 from daemon.timeframes import iso
 from models.registry import Registry, RegistryError
 
@@ -62,14 +62,6 @@ class SymbolState:
         return line
 
 
-def _scope_text(config: Config) -> str:
-    """Which signals the win rate covers (the retrain policy's window), for operators."""
-    settings = config.auto_training
-    if settings.win_rate_scope == "rolling":
-        return f"the current model's last {settings.rolling_window} settled signals"
-    return "the current model's settled signals"
-
-
 def read_symbol_state(config: Config, store: CandleStore, registry: Registry, symbol: str, *,
                       serving_version: str | None, serving_known: bool,
                       training: dict[str, Any] | None) -> SymbolState:
@@ -102,6 +94,6 @@ def read_symbol_state(config: Config, store: CandleStore, registry: Registry, sy
         training={"in_progress": in_progress, "epoch": (training or {}).get("epoch"),
                   "epochs": (training or {}).get("epochs"), "run_id": (training or {}).get("run_id"),
                   "queued_or_running": performance.retrain.in_progress},
-        win_rate_scope=_scope_text(config),
+        win_rate_scope=scope_text(config, "settled "),
         performance=performance.as_dict(),
     )

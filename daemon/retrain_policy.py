@@ -92,11 +92,12 @@ def _no(reason: str) -> RetrainDecision:
 
 
 
-def _scope(config: Config) -> str:
+def scope_text(config: Config, kind: str = "") -> str:
+    """Which signals the win rate covers (auto_training.win_rate_scope), in words: `kind` is e.g. "settled "."""
     settings = config.auto_training
     if settings.win_rate_scope == "rolling":
-        return f"the current model's last {settings.rolling_window} signals"
-    return "the current model's signals"
+        return f"the current model's last {settings.rolling_window} {kind}signals"
+    return f"the current model's {kind}signals"
 
 
 def decide(inputs: PolicyInputs, market_now_ms: int, config: Config) -> RetrainDecision:
@@ -123,7 +124,7 @@ def decide(inputs: PolicyInputs, market_now_ms: int, config: Config) -> RetrainD
     win_rate = inputs.win_rate
     if win_rate is not None and inputs.scope_signals >= settings.min_signals \
             and win_rate < settings.min_win_rate_threshold:
-        return RetrainDecision(True, PERFORMANCE, f"win rate {pct(win_rate)} over {_scope(config)} "
+        return RetrainDecision(True, PERFORMANCE, f"win rate {pct(win_rate)} over {scope_text(config)} "
                                                   f"({inputs.scope_correct}/{inputs.scope_signals}) is below "
                                                   f"{pct(settings.min_win_rate_threshold)}")
     if not inputs.has_model:
@@ -133,7 +134,7 @@ def decide(inputs: PolicyInputs, market_now_ms: int, config: Config) -> RetrainD
         return _no(f"no model yet; {inputs.model_signals} of {settings.first_model_signals} settled signals "
                    "for a first training")
     since = inputs.last_retrain_ts if inputs.last_retrain_ts is not None else inputs.model_since_ts
-    health = f"win rate {pct(win_rate)} over {_scope(config)}" if win_rate is not None else "no win rate yet"
+    health = f"win rate {pct(win_rate)} over {scope_text(config)}" if win_rate is not None else "no win rate yet"
     if since is None:
         return _no(f"{health}; the current model's age is unknown (no retrain recorded)")
     days = (market_now_ms - since) / DAY_MS

@@ -137,7 +137,7 @@ class RetrainRuns:
               requested_market_ts: int | None = None) -> tuple[int, bool]:
         """Queue a job for the trainer unless one is already queued or running: (run id, newly queued)."""
         with transaction(self.conn):
-            current = self._active_locked(exchange, symbol, timeframe)
+            current = self.active(exchange, symbol, timeframe)
             if current is not None:
                 return current.id, False
             return self._insert(exchange, symbol, timeframe, trigger=trigger, reason=reason, status=QUEUED,
@@ -145,6 +145,8 @@ class RetrainRuns:
 
     def claim_next(self) -> RetrainRun | None:
         """The oldest queued job, now marked running by this process (the trainer calls this)."""
+        if self.conn.execute("SELECT 1 FROM retrain_runs WHERE status = ? LIMIT 1", (QUEUED,)).fetchone() is None:
+            return None  # the idle trainer's usual answer, found without taking the write lock
         with transaction(self.conn):
             row = self.conn.execute(
                 f"SELECT {_COLUMNS} FROM retrain_runs WHERE status = ? ORDER BY id LIMIT 1", (QUEUED,)
@@ -155,16 +157,13 @@ class RetrainRuns:
                               (RUNNING, time.time(), this_owner(), row[0]))
         return self.get(int(row[0]))
 
-    def _active_locked(self, exchange: str, symbol: str, timeframe: str) -> RetrainRun | None:
+    def active(self, exchange: str, symbol: str, timeframe: str) -> RetrainRun | None:
+        """The queued job, or the running one whose process is alive, of the series (orphans ignored)."""
         rows = self.conn.execute(
             f"SELECT {_COLUMNS} FROM retrain_runs WHERE {_SERIES} AND status IN (?, ?) ORDER BY id",
             (exchange, symbol, timeframe, *ACTIVE_STATUSES),
         ).fetchall()
         return next((run for run in map(_row, rows) if not run.orphaned), None)
-
-    def active(self, exchange: str, symbol: str, timeframe: str) -> RetrainRun | None:
-        """The queued job, or the running one whose process is alive, of the series (orphans ignored)."""
-        return self._active_locked(exchange, symbol, timeframe)
 
     def finish(self, run_id: int, status: str, *, version: str | None = None, data_end_ts: int | None = None,
                detail: dict[str, Any] | None = None) -> None:
@@ -177,11 +176,16 @@ class RetrainRuns:
                 (status, version, data_end_ts, time.time(), json.dumps(detail or {}, default=str), run_id),
             )
 
+    def _orphans(self) -> list[RetrainRun]:
+        rows = self.conn.execute(f"SELECT {_COLUMNS} FROM retrain_runs WHERE status = ?", (RUNNING,)).fetchall()
+        return [run for run in map(_row, rows) if run.orphaned]
+
     def fail_orphans(self) -> list[int]:
         """Mark runs left `running` by a process that is gone as failed; returns their ids."""
+        if not self._orphans():
+            return []  # the usual case, found without taking the write lock
         with transaction(self.conn):
-            rows = self.conn.execute(f"SELECT {_COLUMNS} FROM retrain_runs WHERE status = ?", (RUNNING,)).fetchall()
-            orphans = [run for run in map(_row, rows) if run.orphaned]
+            orphans = self._orphans()  # again under the lock: another process may have marked them
             for run in orphans:
                 self.conn.execute(
                     "UPDATE retrain_runs SET status = ?, finished_at = ?, detail = ? WHERE id = ?",

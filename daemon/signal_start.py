@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from daemon.errors import StoreError
+
 FILE_NAME = "signal-start.json"
 
 
@@ -21,12 +23,12 @@ class SignalStart:
 
     def _read(self) -> dict[str, int]:
         try:
-            data = json.loads(self.path.read_text())
+            return {str(k): int(v) for k, v in json.loads(self.path.read_text()).items()}
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{self.path}: unreadable ({exc}); delete it to restart signals from the newest candle")
-        return {str(k): int(v) for k, v in data.items()}
+        except (OSError, ValueError, TypeError, AttributeError) as exc:  # not JSON, not an object, not numbers
+            raise StoreError(f"{self.path}: unreadable ({type(exc).__name__}: {exc}); delete it to restart "
+                             "signals from the newest candle") from None
 
     def after(self, key: str, newest_stored_ts: int | None) -> int | None:
         """Open time after which candles get signals: remembered, or fixed now at the newest stored candle."""

@@ -38,8 +38,8 @@ from daemon.errors import EX_CONFIG, EX_OSERR, EX_TEMPFAIL, AutoretrainError, Co
 from daemon.logsetup import log_uncaught, setup_logging
 from daemon.status import StatusBoard
 from ipc import messages
-from ipc.bus import EventBus, Publisher, Subscriber
-from ipc.control import ControlServer
+from ipc.bus import EventBus, Publisher, Subscriber, bus_endpoints
+from ipc.control import ControlServer, ipc_path
 from ipc.ring import CandleRing, ring_path
 
 CHILDREN = ("ingest", "inference", "trainer")
@@ -94,20 +94,16 @@ def runtime_files(config: Config) -> list[Path]:
     """Every file the daemon creates in the runtime directory (removed at start and at stop)."""
     runtime = config.runtime_dir
     rings = [ring_path(runtime, symbol, config.market.timeframe) for symbol in config.market.symbols]
-    sockets = [runtime / "bus-in.sock", runtime / "bus-out.sock"]
-    control = config.control_endpoint
-    if control.startswith("ipc://"):
-        sockets.append(Path(control[len("ipc://"):]))
-    return [*rings, *sockets, runtime / RESOLVED_CONFIG_NAME]
+    sockets = [ipc_path(endpoint) for endpoint in (*bus_endpoints(runtime), config.control_endpoint)]
+    return [*rings, *(path for path in sockets if path is not None), runtime / RESOLVED_CONFIG_NAME]
 
 
-def clear_stale_runtime(config: Config) -> None:
+def clear_runtime(config: Config) -> None:
+    """Remove the daemon's runtime files, and rings or temporary files an earlier run left (call with the
+    runtime directory locked)."""
     runtime = config.runtime_dir
     for path in [*runtime_files(config), *runtime.glob("ring-*.bin"), *runtime.glob("*.tmp")]:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
+        path.unlink(missing_ok=True)
 
 
 class Supervisor:
@@ -121,7 +117,7 @@ class Supervisor:
         try:
             self._prepare()
         except BaseException:
-            self._undo_prepare()
+            self._close_runtime()
             self.lock.close()
             raise
 
@@ -131,7 +127,7 @@ class Supervisor:
         if not config.runtime_dir.exists():
             config.runtime_dir.mkdir(mode=0o750, parents=True)  # systemd's RuntimeDirectory= is left as set
         self.runtime_lock = lock_runtime_dir(config.runtime_dir)
-        clear_stale_runtime(config)
+        clear_runtime(config)
         self.rings = [CandleRing.create(ring_path(config.runtime_dir, symbol, config.market.timeframe),
                                         config.ingest.ring_capacity) for symbol in config.market.symbols]
         self.config_json = write_resolved_config(config, config.runtime_dir)
@@ -151,7 +147,9 @@ class Supervisor:
         self.next_watchdog = time.monotonic()
         self.next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
 
-    def _undo_prepare(self) -> None:
+    def _close_runtime(self) -> None:
+        """Close sockets and rings, remove the runtime files, release the runtime lock: after a failed
+        start (whatever part of `_prepare` ran) and at stop."""
         for name in ("control", "events", "publisher", "bus"):
             part = getattr(self, name, None)
             if part is not None:
@@ -163,7 +161,7 @@ class Supervisor:
             ring.close()
         runtime_lock = getattr(self, "runtime_lock", None)
         if runtime_lock is not None:  # never clear a runtime directory another daemon holds
-            clear_stale_runtime(self.config)
+            clear_runtime(self.config)
             os.close(runtime_lock)
 
     def publish(self, topic: str, **payload: object) -> None:
@@ -277,19 +275,7 @@ class Supervisor:
         self.log.info("stopping children")
         self.children.stop_all(self.config.supervisor.stop_timeout)
         self.board.close()
-        self.control.close()
-        self.events.close()
-        self.publisher.close()
-        self.bus.close()
-        self.context.destroy(linger=0)
-        for ring in self.rings:
-            ring.close()
-        for path in runtime_files(self.config):
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-        os.close(self.runtime_lock)
+        self._close_runtime()
         self.lock.close()  # the lock file itself stays: unlinking it would race with a starting daemon
         self.log.info("autoretraind stopped")
 

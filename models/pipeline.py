@@ -17,7 +17,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -14,12 +14,12 @@ import yaml
 
 from daemon.candles import CANDLE_DTYPE
 from daemon.config import Config, build_config
+from daemon.timeframes import HOUR_MS  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 BTC_1H = SHARED_DATA / "binance_BTCUSDT_1h_2018-2026.csv.gz"
 BTC_5M = SHARED_DATA / "binance_BTCUSDT_5m_2024-12_2026-02.csv.gz"
-HOUR_MS = 3_600_000
 # Environment that changes where the daemon looks; tests set these explicitly when they mean to.
 _DAEMON_ENV = {"AUTORETRAIN_CONFIG", "STATE_DIRECTORY", "RUNTIME_DIRECTORY", "JOURNAL_STREAM", "NOTIFY_SOCKET"}
 

@@ -150,6 +150,13 @@ class Daemon:
             self.notify.close()
         return code
 
+    def shutdown(self, timeout: float = 30.0) -> int:
+        """SIGTERM and its exit code; whatever still runs afterwards is killed, so nothing outlives the test."""
+        try:
+            return self.stop(timeout)
+        finally:
+            self.kill_everything()
+
     def kill_everything(self) -> None:
         """Test clean-up: make sure nothing of this daemon outlives the test."""
         if self.process is not None and self.process.poll() is None:

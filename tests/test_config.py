@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from daemon.config import Config, build_config, load_config
@@ -113,7 +114,7 @@ def test_unparseable_files_are_refused(tmp_path: Path, text: str, expected: str)
 
 def test_config_objects_are_immutable() -> None:
     config = Config()
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         config.training.epochs = 3  # type: ignore[misc]
 
 

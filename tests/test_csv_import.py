@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from daemon.candle_store import CandleStore
+from daemon.config import load_config
 from daemon.errors import DataError
 from daemon.sources.csv_file import read_candle_csv
 from tests.conftest import HOUR_MS, random_walk_candles, run_ctl
@@ -24,8 +25,7 @@ def csv_text(candles: np.ndarray, header: str = HEADER) -> str:
 
 
 def stored(config: Path, symbol: str = "BTC/USDT") -> np.ndarray:
-    state = config.parent / "state" / "autoretrain.db"
-    with CandleStore(state) as store:
+    with CandleStore(load_config(config, env={}).db_path) as store:
         return store.window("binance", symbol, "1h")
 
 
@@ -110,7 +110,7 @@ def _malformed_files(candles: np.ndarray) -> dict[str, tuple[str, str]]:
 def test_malformed_csv_is_one_clear_line_and_stores_nothing(tmp_path: Path, write_config, name: str) -> None:
     config = write_config()
     existing = random_walk_candles(50, start_ms=1_600_000_000_000 // HOUR_MS * HOUR_MS, seed=9)
-    with CandleStore(config.parent / "state" / "autoretrain.db") as store:
+    with CandleStore(load_config(config, env={}).db_path) as store:
         store.upsert("binance", "BTC/USDT", "1h", existing)
     before = stored(config)
     assert len(before) == 50

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from daemon.timeframes import HOUR_MS
 from tests.daemon_harness import FAST_SUPERVISOR, Daemon, signal_coverage
 from tests.fakes.binance import FakeBinance
 
 pytestmark = pytest.mark.slow
-HOUR_MS = 3_600_000
 
 
 def test_backfill_then_follow_closed_candles_from_a_ccxt_exchange(tmp_path: Path) -> None:
@@ -43,8 +43,7 @@ def test_backfill_then_follow_closed_candles_from_a_ccxt_exchange(tmp_path: Path
                             >= 10, 60, "ten live signals from the exchange")
             status = daemon.status()
         finally:
-            code = daemon.stop()
-            daemon.kill_everything()
+            code = daemon.shutdown()
     log = daemon.log()
     assert code == 0, log[-3000:]
     assert {s["symbol"] for s in status["symbols"]} == {"BTC/USDT", "ETH/USDT"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ import zmq
 
 from daemon.supervisor import runtime_files
 from ipc.control import socket_mode
+from models.registry import Registry
+from models.runtime import ModelRejected, ModelRunner
 from tests.conftest import run_ctl
 from tests.daemon_harness import Daemon, simulated_config
 
@@ -106,10 +109,6 @@ def test_retrain_command_queues_once_and_wait_follows_it(daemon: Daemon) -> None
 
 
 def test_a_broken_promoted_model_is_refused_and_the_served_one_stays(daemon: Daemon) -> None:
-    import shutil
-
-    from models.registry import Registry
-
     trained = run_ctl("--config", str(daemon.config_path), "train", "BTC/USDT", "--epochs", "2", "--promote",
                       "always", "--json", timeout=300)
     assert trained.returncode == 0, trained.stderr
@@ -117,14 +116,7 @@ def test_a_broken_promoted_model_is_refused_and_the_served_one_stays(daemon: Dae
     daemon.wait_for(lambda: daemon.status()["symbols"][0]["model_version"] == good, 30, f"inference serving {good}")
 
     registry = Registry(daemon.config.models_dir)
-    with registry.stage("BTC/USDT", "1h") as staging:
-        source = registry.version_dir("BTC/USDT", "1h", good)
-        for item in source.iterdir():
-            shutil.copy(item, staging.path / item.name)
-        model = staging.path / "model.onnx"
-        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # truncated on disk
-        staging.commit(json.loads((source / "meta.json").read_text()))
-    broken = staging.version
+    broken = stage_truncated_copy(registry, good)
     registry.promote("BTC/USDT", "1h", broken)  # behind the daemon's back, bypassing verification
     newest = daemon.query("SELECT MAX(candle_ts) FROM signals")[0][0]
     daemon.wait_for(lambda: f"refused model {broken} for BTC/USDT" in daemon.log(), 30, "the refusal")
@@ -133,14 +125,24 @@ def test_a_broken_promoted_model_is_refused_and_the_served_one_stays(daemon: Dae
     symbol = daemon.status()["symbols"][0]
     assert symbol["promoted_version"] == broken and symbol["model_version"] == good
     served = daemon.query("SELECT DISTINCT model_version FROM signals WHERE candle_ts > ?", newest)
-    assert {row[0] for row in served} <= {good, None}
+    assert {row[0] for row in served} == {good}
     assert "sha256" in daemon.log().split(f"refused model {broken} for BTC/USDT:")[1].split("\n")[0]
     registry.rollback("BTC/USDT", "1h")  # back to the good one for the tests that follow
 
 
+def stage_truncated_copy(registry: Registry, version: str) -> str:
+    """A new version of BTC/USDT 1h: `version` with its model.onnx cut in half on disk (the sha256 no longer matches)."""
+    with registry.stage("BTC/USDT", "1h") as staging:
+        source = registry.version_dir("BTC/USDT", "1h", version)
+        for item in source.iterdir():
+            shutil.copy(item, staging.path / item.name)
+        model = staging.path / "model.onnx"
+        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+        staging.commit(json.loads((source / "meta.json").read_text()))
+    return str(staging.version)
+
+
 def test_promote_and_rollback_go_through_a_running_daemon(daemon: Daemon) -> None:
-    from models.registry import Registry
-    from models.runtime import ModelRejected, ModelRunner
 
     def usable_and_broken() -> tuple[list[str], list[str]]:
         usable, broken = [], []
@@ -158,22 +160,26 @@ def test_promote_and_rollback_go_through_a_running_daemon(daemon: Daemon) -> Non
         assert trained.returncode == 0, trained.stderr
     usable, broken = usable_and_broken()
     promoted = daemon.request("models", symbol="BTC/USDT")["promoted"]
+    if promoted is None:  # this test alone, on a fresh daemon: serve one version first
+        promoted = usable[0]
+        first = run_ctl("--config", str(daemon.config_path), "promote", "BTC/USDT", promoted)
+        assert first.returncode == 0, first.stderr
+        daemon.wait_for(lambda: daemon.status()["symbols"][0]["model_version"] == promoted, 30, f"serving {promoted}")
+    if not broken:
+        broken = [stage_truncated_copy(Registry(daemon.config.models_dir), usable[0])]
     other = next(v for v in reversed(usable) if v != promoted)
     done = run_ctl("--config", str(daemon.config_path), "promote", "BTC/USDT", other, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"symbol": "BTC/USDT", "timeframe": "1h", "promoted": other,
                                        "previous": promoted, "via": "daemon"}
     daemon.wait_for(lambda: daemon.status()["symbols"][0]["model_version"] == other, 30, f"serving {other}")
-    if promoted is not None:
-        back = run_ctl("--config", str(daemon.config_path), "rollback", "BTC/USDT", "--json")
-        assert back.returncode == 0 and json.loads(back.stdout) == {
-            "symbol": "BTC/USDT", "timeframe": "1h", "promoted": promoted, "previous": other, "via": "daemon"}
-    if broken:
-        before = daemon.request("models", symbol="BTC/USDT")["promoted"]
-        refused = run_ctl("--config", str(daemon.config_path), "promote", "BTC/USDT", broken[-1])
-        assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
-        assert f"{broken[-1]} refused" in refused.stderr
-        assert daemon.request("models", symbol="BTC/USDT")["promoted"] == before
+    back = run_ctl("--config", str(daemon.config_path), "rollback", "BTC/USDT", "--json")
+    assert back.returncode == 0 and json.loads(back.stdout) == {
+        "symbol": "BTC/USDT", "timeframe": "1h", "promoted": promoted, "previous": other, "via": "daemon"}
+    refused = run_ctl("--config", str(daemon.config_path), "promote", "BTC/USDT", broken[-1])
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+    assert f"{broken[-1]} refused" in refused.stderr
+    assert daemon.request("models", symbol="BTC/USDT")["promoted"] == promoted
 
 
 def test_a_second_daemon_on_the_same_state_refuses(daemon: Daemon, tmp_path: Path) -> None:
@@ -254,8 +260,7 @@ def test_a_killed_supervisor_takes_its_children_along_and_a_new_daemon_starts(tm
             second.wait_ready()
             assert second.status()["daemon"]["ready"] is True
         finally:
-            assert second.stop() == 0
-            second.kill_everything()
+            assert second.shutdown() == 0
     finally:
         first.kill_everything()
         first.notify.close()
@@ -344,6 +349,5 @@ def test_the_exchange_going_down_does_not_take_the_daemon_down(tmp_path: Path) -
             daemon.wait_for(lambda: daemon.query("SELECT MAX(ts) FROM candles")[0][0] == newest_closed, 30,
                             "the missed candles once the exchange is back")
         finally:
-            code = daemon.stop()
-            daemon.kill_everything()
+            code = daemon.shutdown()
     assert code == 0

@@ -65,8 +65,7 @@ def test_kill_9_of_each_child_loses_nothing(tmp_path: Path) -> None:
                         60, "signals after the restarts")
         status = daemon.status()
     finally:
-        code = daemon.stop()
-        daemon.kill_everything()
+        code = daemon.shutdown()
     log = daemon.log()
     assert code == 0, log[-3000:]
     restarts = {p["name"]: p["restarts"] for p in status["processes"]}

@@ -10,10 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-
-from daemon.timeframes import iso, parse_iso_ms
 import yaml
 
+from daemon.timeframes import iso, parse_iso_ms
 from tests.conftest import HOUR_MS, ROOT, run_ctl
 from tests.daemon_harness import FAST_SUPERVISOR, Daemon, signal_coverage
 
@@ -40,14 +39,12 @@ def test_demo_lifecycle_from_first_signal_to_retrain_after_a_regime_switch(tmp_p
     daemon = Daemon(tmp_path, demo_config(tmp_path / "state")).start()
     try:
         daemon.wait_ready()
-        assert daemon.notify.seen("READY=1")
         daemon.wait_for(lambda: performance_retrain_done(daemon), 200, "a performance retrain after the switch")
         status = daemon.status()
         text = run_ctl("--config", str(daemon.config_path), "status")
         as_json = run_ctl("--config", str(daemon.config_path), "status", "--json")
     finally:
-        code = daemon.stop()
-        daemon.kill_everything()
+        code = daemon.shutdown()
     log = daemon.log()
     assert code == 0, log[-3000:]
 

@@ -81,7 +81,7 @@ def test_constant_feature_does_not_divide_by_zero() -> None:
 
 
 def test_normaliser_from_bad_meta_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="27 means and 27 stds, expected 28"):
         ds.Normaliser.from_dict({"mean": [0.0] * 27, "std": [1.0] * 27}, 28)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-positive"):
         ds.Normaliser.from_dict({"mean": [0.0] * 28, "std": [0.0] * 28}, 28)

@@ -81,6 +81,7 @@ def test_flat_zero_volume_candles_give_finite_features() -> None:
     assert np.isfinite(features[WARMUP_CANDLES:]).all()
 
 
+@pytest.mark.realdata
 def test_real_btc_history_has_finite_features_after_warm_up(real_1h) -> None:  # type: ignore[no-untyped-def]
     candles = read_candle_csv(real_1h, "1h").candles  # 8 years: gaps, zero-volume candles, the COVID crash
     features = compute_features(candles)

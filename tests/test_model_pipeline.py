@@ -12,14 +12,13 @@ import pytest
 from daemon.candle_store import CandleStore
 from daemon.errors import DataError
 from daemon.retrain_runs import RetrainRuns
+from daemon.timeframes import HOUR_MS
 from models.dataset import Normaliser
 from models.features import FEATURE_NAMES, FEATURE_SET_VERSION, compute_features
 from models.pipeline import run_training
 from models.registry import Registry
 from models.training import TrainingAborted
 from tests.test_model_support import SYMBOL, TIMEFRAME, fast_config, regime_series, store_candles
-
-HOUR_MS = 3_600_000
 
 
 def _runs(config) -> list:  # type: ignore[no-untyped-def]

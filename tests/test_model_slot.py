@@ -42,6 +42,7 @@ def test_a_load_that_finishes_after_a_rollback_is_not_installed(tmp_path: Path) 
         slot.check()
         registry.rollback("BTC/USDT", "1h")
         slot.check()  # back at the served version: the pending load is dropped
+        assert slot.pending is None
         gate.set()
         assert slot.take_swap() is None and slot.version == "v0001"
         # a load that completes after the pointer moved elsewhere is discarded too

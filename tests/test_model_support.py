@@ -21,7 +21,6 @@ from daemon.sources.simulated import Regime, SimulatedSeries
 SYMBOL = "SIM/USDT"
 TIMEFRAME = "1h"
 START_MS = 1_704_067_200_000
-HOUR_MS = 3_600_000
 
 # Small enough for seconds per job, big enough to learn the simulated regimes.
 FAST: dict[str, Any] = {

@@ -113,6 +113,7 @@ def test_the_algorithms_vote_is_settled_beside_the_signal(tmp_path: Path) -> Non
     assert buy.as_dict()["exit_time"] == "2024-01-01T02:00:00Z"
 
 
+@pytest.mark.realdata
 def test_real_candles_across_an_exchange_outage(real_1h: Path, tmp_path: Path) -> None:
     """Binance was down 33 hours on 2018-02-08: signals whose exit candle fell in the outage stay pending."""
     candles = read_candle_csv(real_1h, "1h").candles[700:1050]  # the outage follows index 911 of the file

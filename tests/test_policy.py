@@ -11,13 +11,23 @@ from typing import Any, Callable
 import pytest
 
 from daemon.config import Config, build_config
-from daemon.retrain_policy import (FIRST_MODEL, PERFORMANCE, PERIODIC, TRAIN_AT_START, PolicyInputs, RetrainDecision,
-                                   assess, decide, log_line)
+from daemon.retrain_policy import (
+    FIRST_MODEL,
+    PERFORMANCE,
+    PERIODIC,
+    TRAIN_AT_START,
+    PolicyInputs,
+    RetrainDecision,
+    assess,
+    decide,
+    log_line,
+)
 from daemon.retrain_runs import FAILED, PROMOTED, REJECTED, RetrainRuns
+from daemon.timeframes import HOUR_MS
 from tests.conftest import run_ctl
 from tests.test_signals_store import EX, SYM, TF, Market
 
-HOUR = 3_600_000
+HOUR = HOUR_MS
 DAY = 24 * HOUR
 NOW = 1_750_000_000_000 // HOUR * HOUR
 DEFAULTS = build_config({}, env={})

@@ -15,9 +15,9 @@ from daemon.candles import CANDLE_DTYPE
 from daemon.db import connect
 from daemon.signal_store import SignalStore
 from daemon.signals import BUY, HOLD, SELL, Signal
+from daemon.timeframes import HOUR_MS
 
 EX, SYM, TF = "binance", "BTC/USDT", "1h"
-HOUR_MS = 3_600_000
 BASE_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 
 
