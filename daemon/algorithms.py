@@ -74,33 +74,8 @@ def _bollinger_votes(close: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - 2.0 * _newest(position), -1.0, 1.0)
 
 
-def rsi_vote(close: np.ndarray) -> Vote:
-    """Oversold (RSI under 50, fully at 30) votes up, overbought votes down."""
-    return _as_vote(_rsi_votes(np.asarray(close, dtype=np.float64)))
-
-
-def macd_vote(close: np.ndarray) -> Vote:
-    """MACD line above its signal line votes up, below votes down."""
-    return _as_vote(_macd_votes(np.asarray(close, dtype=np.float64)))
-
-
-def ma_cross_vote(close: np.ndarray) -> Vote:
-    """Fast average above the slow one (a golden cross in force) votes up, below votes down."""
-    return _as_vote(_ma_cross_votes(np.asarray(close, dtype=np.float64)))
-
-
-def bollinger_vote(close: np.ndarray) -> Vote:
-    """A close near the lower band votes up (reversion to the mean), near the upper band down."""
-    return _as_vote(_bollinger_votes(np.asarray(close, dtype=np.float64)))
-
-
-ALGORITHMS: dict[str, Callable[[np.ndarray], Vote]] = {
-    "rsi": rsi_vote,
-    "macd": macd_vote,
-    "ma_cross": ma_cross_vote,
-    "bollinger": bollinger_vote,
-}
-_BATCHED: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+#: each algorithm's votes on the newest candle of every row of a 2-D close array (float64)
+ALGORITHMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "rsi": _rsi_votes, "macd": _macd_votes, "ma_cross": _ma_cross_votes, "bollinger": _bollinger_votes,
 }
 
@@ -109,7 +84,7 @@ def votes_batch(candles: np.ndarray) -> list[dict[str, Vote]]:
     """Every algorithm's vote on the newest candle of each row of a 2-D CANDLE_DTYPE array (one symbol
     per row, equally long windows): the same numbers `votes` gives row by row, in one numpy pass."""
     close = np.asarray(candles["close"][..., -REQUIRED_CANDLES:], dtype=np.float64)
-    columns = {name: batched(close) for name, batched in _BATCHED.items()}
+    columns = {name: batched(close) for name, batched in ALGORITHMS.items()}
     return [{name: _as_vote(values[row]) for name, values in columns.items()} for row in range(close.shape[0])]
 
 

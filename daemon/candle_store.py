@@ -75,6 +75,7 @@ class CandleStore:
     def __init__(self, db_path: str | Path, *, create: bool = True, autocheckpoint: bool = True) -> None:
         self.path = Path(db_path)
         self.conn: sqlite3.Connection = connect(self.path, create=create, autocheckpoint=autocheckpoint)
+        self._series_ids: dict[tuple[str, str, str], int] = {}  # committed series (never deleted)
 
     def close(self) -> None:
         self.conn.close()
@@ -87,11 +88,17 @@ class CandleStore:
 
     def _series_id(self, exchange: str, symbol: str, timeframe: str, *, create: bool) -> int | None:
         key = (exchange, symbol, timeframe)
+        if key in self._series_ids:
+            return self._series_ids[key]
         row = self.conn.execute(
             "SELECT id FROM series WHERE exchange = ? AND symbol = ? AND timeframe = ?", key
         ).fetchone()
-        if row is not None or not create:
-            return None if row is None else int(row[0])
+        if row is not None:
+            self._series_ids[key] = int(row[0])
+            return int(row[0])
+        if not create:
+            return None
+        # not cached: the insert is only real once the caller's transaction commits
         cursor = self.conn.execute("INSERT INTO series (exchange, symbol, timeframe) VALUES (?, ?, ?)", key)
         return int(cursor.lastrowid)
 
@@ -100,11 +107,15 @@ class CandleStore:
             "SELECT COUNT(*) FROM candles WHERE series_id = ? AND ts BETWEEN ? AND ?", (series_id, first, last)
         ).fetchone()[0])
 
-    def _upsert_locked(self, exchange: str, symbol: str, timeframe: str, batch: np.ndarray) -> UpsertResult:
+    def _upsert_locked(self, exchange: str, symbol: str, timeframe: str, batch: np.ndarray, *,
+                       counted: bool = True) -> UpsertResult | None:
         batch, _ = candle_ops.normalise(np.asarray(batch, dtype=CANDLE_DTYPE))
-        first, last = int(batch["ts"][0]), int(batch["ts"][-1])
         series_id = self._series_id(exchange, symbol, timeframe, create=True)
         assert series_id is not None
+        if not counted:
+            self.conn.executemany(_UPSERT, ((series_id, *row) for row in batch.tolist()))
+            return None
+        first, last = int(batch["ts"][0]), int(batch["ts"][-1])
         before_count = self._count_between(series_id, first, last)
         before_changes = self.conn.total_changes
         self.conn.executemany(_UPSERT, ((series_id, *row) for row in batch.tolist()))
@@ -117,13 +128,17 @@ class CandleStore:
         if len(batch) == 0:
             return UpsertResult(0, 0, 0)
         with transaction(self.conn):
-            return self._upsert_locked(exchange, symbol, timeframe, batch)
+            result = self._upsert_locked(exchange, symbol, timeframe, batch)
+        assert result is not None
+        return result
 
-    def upsert_many(self, batches: list[tuple[str, str, str, np.ndarray]]) -> list[UpsertResult]:
-        """Several series in ONE transaction (ingest stores every symbol that closed together at once)."""
+    def store_many(self, batches: list[tuple[str, str, str, np.ndarray]]) -> None:
+        """Several series in ONE transaction, without counting what changed: ingest's latency path stores
+        every symbol that closed together at once."""
         with transaction(self.conn):
-            return [self._upsert_locked(*key, batch) if len(batch) else UpsertResult(0, 0, 0)
-                    for *key, batch in batches]
+            for *key, batch in batches:
+                if len(batch):
+                    self._upsert_locked(*key, batch, counted=False)
 
     def window(self, exchange: str, symbol: str, timeframe: str, *, start_ms: int | None = None,
                end_ms: int | None = None) -> np.ndarray:

@@ -19,7 +19,6 @@ CANDLE_DTYPE = np.dtype(
     [("ts", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"), ("volume", "<f8")]
 )
 PRICE_FIELDS = ("open", "high", "low", "close")
-FIELDS = ("ts", "open", "high", "low", "close", "volume")
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,10 @@ def empty() -> np.ndarray:
     return np.empty(0, dtype=CANDLE_DTYPE)
 
 
+#: 9999-12-31T23:59:59.999Z: a later open time is no real candle (and fits neither iso() nor every int64 path)
+LATEST_TS_MS = 253_402_300_799_999
+
+
 def from_rows(rows: Iterable[Sequence[Any]]) -> tuple[np.ndarray, list[Rejection]]:
     """Candles from `[ts, o, h, l, c, v]` rows (ccxt's shape); rows that are not six numbers are rejected."""
     good: list[tuple[int, float, float, float, float, float]] = []
@@ -64,6 +67,9 @@ def from_rows(rows: Iterable[Sequence[Any]]) -> tuple[np.ndarray, list[Rejection
             continue
         if not np.isfinite(ts_value) or ts_value != int(ts_value):
             rejected.append(Rejection(index, None, f"timestamp is not an integer: {row[0]!r}"))
+            continue
+        if not 0 <= ts_value <= LATEST_TS_MS:
+            rejected.append(Rejection(index, None, f"timestamp out of range: {row[0]!r}"))
             continue
         good.append((int(ts_value), *values))
     return np.array(good, dtype=CANDLE_DTYPE), rejected
@@ -132,6 +138,3 @@ def normalise(candles: np.ndarray) -> tuple[np.ndarray, list[Conflict]]:
         ordered = ordered[keep_last]
     return ordered, conflicts
 
-
-def is_strictly_increasing(candles: np.ndarray) -> bool:
-    return bool(len(candles) < 2 or (np.diff(candles["ts"]) > 0).all())

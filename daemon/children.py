@@ -22,7 +22,6 @@ from daemon.config import SupervisorConfig
 from daemon.errors import EX_CONFIG
 
 log = logging.getLogger("autoretrain.supervisor")
-STOP_ORDER = ("ingest", "inference", "trainer")
 # How long a child's main loop may go without progress before it counts as hung (watchdog stops).
 STALL_LIMIT_S = {"ingest": 180.0, "inference": 180.0, "trainer": 900.0}
 REPORT_STALE_S = 10.0
@@ -95,14 +94,12 @@ class Children:
         child.state = state
         child.detail = detail
         child.stalled_s = float(stalled_s or 0.0)
-        if state == "ready" or (child.ready and state not in ("stopped",)):
-            if not child.ready:
-                log.info("%s is ready", name)
+        if state == "ready" and not child.ready:
+            log.info("%s is ready", name)
             child.ready = True
 
-    def reap(self, stopping: bool) -> list[ChildProcess]:
-        """Collect children that exited; schedule restarts or raise GiveUp. Returns those that exited."""
-        exited = []
+    def reap(self) -> None:
+        """Collect children that exited; schedule their restarts or raise GiveUp."""
         for child in self.table.values():
             if child.process is None or child.process.poll() is None:
                 continue
@@ -111,11 +108,7 @@ class Children:
             child.process = None
             child.ready = False
             child.state = "exited"
-            exited.append(child)
-            if stopping:
-                continue
             self._schedule_restart(child, code)
-        return exited
 
     def _schedule_restart(self, child: ChildProcess, code: int) -> None:
         now = time.monotonic()
@@ -151,11 +144,10 @@ class Children:
         return all(child.ready for child in self.table.values())
 
     def stop_all(self, timeout: float) -> None:
-        """SIGTERM each child in order and wait; SIGKILL whatever is left at the deadline. Reaps all."""
+        """SIGTERM each child in start order and wait; SIGKILL whatever is left at the deadline. Reaps all."""
         share = timeout / max(1, len(self.table))
-        for name in STOP_ORDER:
-            child = self.table.get(name)
-            if child is None or not child.alive:
+        for name, child in self.table.items():
+            if not child.alive:
                 continue
             assert child.process is not None
             child.process.send_signal(signal.SIGTERM)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from daemon.candle_store import CandleStore
 from daemon.config import Config
 from daemon.retrain_runs import RetrainRuns
 from daemon.status import StatusBoard
@@ -56,15 +55,12 @@ class ControlCommands:
             raise ControlError(f"the daemon runs {self.config.market.timeframe} candles, not {timeframe!r}")
         return str(timeframe)
 
-    def _store(self) -> CandleStore:
-        return self.board._store()
-
     # -- commands --------------------------------------------------------------------------------------
 
     def retrain(self, args: dict[str, Any]) -> dict[str, Any]:
         symbol = self._symbol(args)
         timeframe = self._timeframe(args)
-        store = self._store()
+        store = self.board.store()
         newest = store.summary(self.config.store_exchange, symbol, timeframe).last_ts
         run_id, queued = RetrainRuns(store.conn).queue(
             self.config.store_exchange, symbol, timeframe, trigger="manual",
@@ -77,7 +73,7 @@ class ControlCommands:
         run_id = args.get("id")
         if not isinstance(run_id, int) or isinstance(run_id, bool):
             raise ControlError("argument 'id' must be a retrain run number")
-        run = RetrainRuns(self._store().conn).get(run_id)
+        run = RetrainRuns(self.board.store().conn).get(run_id)
         if run is None:
             raise ControlError(f"no retrain run {run_id}")
         return run.as_dict()

@@ -157,7 +157,7 @@ class Ingest:
         fresh = [(feed, candles) for feed, candles in fresh if len(candles)]
         if not fresh:
             return 0
-        self.store.upsert_many([(self.exchange, feed.symbol, self.timeframe, candles) for feed, candles in fresh])
+        self.store.store_many([(self.exchange, feed.symbol, self.timeframe, candles) for feed, candles in fresh])
         previous = {feed.symbol: feed.last_ts for feed, _ in fresh}
         for feed, candles in fresh:  # every ring first: inference, woken by the first hint, sees them all
             feed.ring.write(candles)

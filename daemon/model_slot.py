@@ -61,7 +61,7 @@ class ModelSlot:
         try:
             return SwapResult(version, self.load(path, threads=self.threads))
         except ModelRejected as exc:
-            return SwapResult(version, None, exc.reason if hasattr(exc, "reason") else str(exc))
+            return SwapResult(version, None, exc.reason)
         except Exception as exc:  # noqa: BLE001 - any failure to load keeps the current model
             return SwapResult(version, None, f"{type(exc).__name__}: {exc}")
 

@@ -26,9 +26,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from daemon.db import transaction
+from daemon.signals import BUY, SELL
 from daemon.timeframes import iso, timeframe_ms
-
-BUY, SELL = "BUY", "SELL"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ it processed, so a replay at any speed takes the same decisions as a live run.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from daemon.config import Config
@@ -42,7 +42,6 @@ PERFORMANCE = "performance"
 FIRST_MODEL = "first_model"
 PERIODIC = "periodic"
 TRAIN_AT_START = "train_at_start"
-TRIGGERS = (PERFORMANCE, FIRST_MODEL, PERIODIC, TRAIN_AT_START)
 
 
 @dataclass(frozen=True)
@@ -204,5 +203,7 @@ def assess(conn: sqlite3.Connection, config: Config, exchange: str, symbol: str,
                                       current_window=config.auto_training.rolling_window)
     if market_now_ms is None:
         market_now_ms = performance.last_candle_ts if performance.last_candle_ts is not None else 0
-    inputs = policy_inputs(conn, config, exchange, symbol, timeframe, has_model=has_model)
+    inputs = replace(  # the performance already read holds everything but the training window
+        PolicyInputs.from_performance(performance, has_model=has_model, scope=config.auto_training.win_rate_scope),
+        candles=candles_for_training(conn, config, exchange, symbol, timeframe))
     return performance, decide(inputs, market_now_ms, config)

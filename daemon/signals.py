@@ -28,7 +28,6 @@ from daemon.config import SignalsConfig
 from daemon.timeframes import iso
 
 BUY, SELL, HOLD = "BUY", "SELL", "HOLD"
-ACTIONS = (BUY, SELL, HOLD)
 MODEL = "model"
 
 
@@ -46,10 +45,6 @@ class Signal:
     components: dict[str, float | None] = field(default_factory=dict)
     algo_action: str = HOLD
     algo_probability: float = 0.5
-
-    @property
-    def is_trade(self) -> bool:
-        return self.action != HOLD
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -31,17 +31,18 @@ class StatusBoard:
         self.config = config
         self.children = children
         self.started_at = started_at
-        self.store: CandleStore | None = None
+        self._opened: CandleStore | None = None
         self.registry = Registry(config.models_dir)
         self._psutil: dict[int, psutil.Process] = {}
         self.last_events: dict[str, dict[str, Any]] = {}
         self.training_progress: dict[str, Any] | None = None  # newest retrain.progress (every epoch)
         self._symbols_cache: tuple[float, list[SymbolState]] | None = None
 
-    def _store(self) -> CandleStore:
-        if self.store is None:
-            self.store = CandleStore(self.config.db_path)
-        return self.store
+    def store(self) -> CandleStore:
+        """The supervisor's one store connection (status, control commands, checkpoints), opened on first use."""
+        if self._opened is None:
+            self._opened = CandleStore(self.config.db_path)
+        return self._opened
 
     def on_event(self, topic: str, payload: dict[str, Any]) -> None:
         """Remember the newest event of each kind per symbol, and training progress epoch by epoch."""
@@ -118,7 +119,7 @@ class StatusBoard:
         return states
 
     def _read_symbol_states(self) -> list[SymbolState]:
-        store = self._store()
+        store = self.store()
         serving = self._serving_versions()
         training = self._training()
         return [read_symbol_state(self.config, store, self.registry, symbol, serving_version=serving.get(symbol),
@@ -145,5 +146,5 @@ class StatusBoard:
         return line
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.close()
+        if self._opened is not None:
+            self._opened.close()

@@ -177,8 +177,7 @@ class Supervisor:
         """Initial start-up: each child once the previous one is ready."""
         for name in CHILDREN:
             child = self.children.table[name]
-            if child.process is None and child.next_start is None and not child.ready and child.restarts == 0 \
-                    and child.started_at is None:
+            if child.started_at is None:  # never spawned yet
                 self.children.spawn(child)
                 return
             if not child.ready:
@@ -222,7 +221,7 @@ class Supervisor:
         if time.monotonic() < self.next_checkpoint or not self.config.db_path.exists():
             return
         self.next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
-        checkpoint(self.board._store().conn)
+        checkpoint(self.board.store().conn)
 
     def _check_start_deadline(self) -> None:
         """Start-up fails when a child not yet ready has shown no progress for `ready_timeout` seconds.
@@ -257,7 +256,7 @@ class Supervisor:
                     self._handle_events()
                 if self.control.sock in ready:
                     self.control.handle_pending()
-                self.children.reap(stopping=False)
+                self.children.reap()
                 self.children.start_due()
                 self._notify_state()
                 self._heartbeat()

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from models.lstm import DirectionLSTM, ProbabilityModel
-from models.runtime import INPUT_NAME, OUTPUT_NAME, PARITY_FILE, make_session, parity_gap, parity_verdict
+from models.runtime import INPUT_NAME, OUTPUT_NAME, PARITY_FILE, make_session, parity_gap, parity_ok, parity_verdict
 
 _NOISY_LOGGERS = ("torch.onnx", "torch._dynamo", "torch.export", "torch.fx", "onnxscript", "onnx_ir")
 
@@ -36,7 +36,7 @@ class ParityReport:
 
     @property
     def ok(self) -> bool:
-        return self.decisions_match and self.max_abs_diff <= self.tolerance
+        return parity_ok(self.max_abs_diff, self.decisions_match, self.tolerance)
 
     def describe(self) -> str:
         return parity_verdict(self.samples, self.max_abs_diff, self.decisions_match, self.tolerance)

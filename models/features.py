@@ -42,10 +42,11 @@ def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, fill: float = 0.
     return np.where(np.isnan(denominator) | np.isnan(numerator), np.nan, out)
 
 
-def _lag1_autocorrelation(returns: np.ndarray, window: int) -> np.ndarray:
-    """Rolling Pearson correlation of r[t] with r[t-1] over `window` pairs: the regime (momentum > 0)."""
+def _lag1_autocorrelation(returns: np.ndarray, window: int, x: ind.Rolling) -> np.ndarray:
+    """Rolling Pearson correlation of r[t] with r[t-1] over `window` pairs: the regime (momentum > 0).
+    `x` holds the running sums of `returns`, already built for the volatilities."""
     previous = ind.shift(returns)
-    x, y = ind.Rolling(returns), ind.Rolling(previous)
+    y = ind.Rolling(previous)
     covariance = ind.sma(returns * previous, window) - x.mean(window) * y.mean(window)
     spread = x.std(window) * y.std(window)
     return np.clip(_safe_ratio(covariance, spread), -1.0, 1.0)
@@ -73,11 +74,11 @@ def compute_features(candles: np.ndarray) -> np.ndarray:
     body_top, body_bottom = np.maximum(open_, close), np.minimum(open_, close)
     with np.errstate(divide="ignore", invalid="ignore"):
         columns = [
-            *(ind.log_returns(close, lag) for lag in RETURN_LAGS),
+            *(r1 if lag == 1 else ind.log_returns(close, lag) for lag in RETURN_LAGS),
             vol_12,
             vol_48,
             _safe_ratio(vol_12, vol_48, fill=1.0) - 1.0,
-            _lag1_autocorrelation(r1, 24),
+            _lag1_autocorrelation(r1, 24, r1_sums),
             (ind.rsi(close, 14) - 50.0) / 50.0,
             (ind.rsi(close, 6) - 50.0) / 50.0,
             macd_line / close,

@@ -256,7 +256,9 @@ class _Job:
         }
         reference = vs_base
         if champion is not None:
-            old = run(champion.runner.probabilities(data.candles, ends))
+            # same feature set (ModelRunner.load refuses any other): only the champion's own scaling differs
+            scaled_for_champion = champion.runner.normaliser.apply(data.features)
+            old = run(champion.runner.probabilities(data.candles, ends, scaled_for_champion))
             vs_old = ev.mcnemar_exact(new.correct, old.correct)
             metrics["champion"] = {**old.as_dict(), "version": champion.runner.version, "mcnemar_p": vs_old["p_value"],
                                    "mcnemar": vs_old}
@@ -383,8 +385,9 @@ def _run(job: _Job, store: CandleStore, run_id: int) -> TrainOutcome:
                              min_improvement=config.promotion.min_improvement,
                              require_significance=config.promotion.require_significance,
                              significance_level=config.promotion.significance_level)
-        if decision.promote and job.registry.promoted(symbol, job.timeframe) != job.pointer_at_start:
-            decision = _champion_moved(decision, job, job.registry.promoted(symbol, job.timeframe))
+        pointer_now = job.registry.promoted(symbol, job.timeframe) if decision.promote else None
+        if decision.promote and pointer_now != job.pointer_at_start:
+            decision = _champion_moved(decision, job, pointer_now)
         meta["evaluation"] = metrics
         meta["decision"] = {"mode": job.promote_mode, "promoted": decision.promote, "reason": decision.reason}
         version = staging.commit(meta)

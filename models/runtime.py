@@ -81,9 +81,14 @@ def parity_gap(actual: np.ndarray, expected: np.ndarray) -> tuple[float, bool]:
     return float(np.max(np.abs(actual - expected), initial=0.0)), bool(np.array_equal(actual > 0.5, expected > 0.5))
 
 
+def parity_ok(gap: float, same_decisions: bool, tolerance: float) -> bool:
+    """The parity rule, at export and at every load: close enough, and not one decision different."""
+    return same_decisions and gap <= tolerance
+
+
 def parity_verdict(samples: int, gap: float, same_decisions: bool, tolerance: float) -> str:
     """The one-line result of a parity check, as logged at export and given as the reason of a refusal."""
-    ok = gap <= tolerance and same_decisions
+    ok = parity_ok(gap, same_decisions, tolerance)
     return (f"parity check {'passed' if ok else 'failed'} on {samples} samples: max |onnxruntime - torch| = "
             f"{gap:.2e} (tolerance {tolerance:.0e}), decisions {'identical' if same_decisions else 'differ'}")
 
@@ -193,7 +198,7 @@ class ModelRunner:
         if not np.isfinite(actual).all():
             raise ModelRejected("model outputs non-finite probabilities (NaN weights?)")
         gap, same_decisions = parity_gap(actual, expected)
-        if gap > tolerance or not same_decisions:
+        if not parity_ok(gap, same_decisions, tolerance):
             raise ModelRejected(parity_verdict(len(inputs), gap, same_decisions, tolerance))
 
     def _run(self, x: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from daemon import candles as candle_ops
 from daemon.candle_store import CandleStore
 from daemon.db import connect
 from daemon.errors import StoreError
@@ -188,3 +189,29 @@ def test_migrations_run_once_and_record_the_schema_version(tmp_path: Path) -> No
     tables = {r[0] for r in second.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"series", "candles", "retrain_runs"} <= tables
     second.close()
+
+
+def test_exchange_rows_with_impossible_timestamps_are_rejected_not_crashed_on() -> None:
+    rows = [[1704067200000, 1, 2, 0.5, 1.5, 10], [1e30, 1, 2, 0.5, 1.5, 10], [-3_600_000, 1, 2, 0.5, 1.5, 10],
+            [2**70, 1, 2, 0.5, 1.5, 10], ["soon", 1, 2, 0.5, 1.5, 10]]
+    candles, rejected = candle_ops.from_rows(rows)
+    assert candles["ts"].tolist() == [1704067200000]
+    assert [(r.index, r.reason.split(":")[0]) for r in rejected] == [
+        (1, "timestamp out of range"), (2, "timestamp out of range"), (3, "timestamp out of range"),
+        (4, "malformed row ['soon', 1, 2, 0.5, 1.5, 10]")]
+    assert all(r.describe() for r in rejected)  # printable: no out-of-range date in the message
+
+
+def test_a_rolled_back_batch_leaves_no_series_behind_and_the_next_one_stores(tmp_path: Path) -> None:
+    """The series-id cache only holds committed series: a series created in a failed transaction is not reused."""
+    candles = random_walk_candles(5)
+    with CandleStore(tmp_path / "db.sqlite") as store:
+        with pytest.raises(ValueError):
+            store.store_many([("binance", "NEW/USDT", "1h", candles),
+                              ("binance", "BAD/USDT", "1h", np.array(["x", "y"]))])
+        assert len(store.window("binance", "NEW/USDT", "1h")) == 0
+        assert store.conn.execute("SELECT COUNT(*) FROM series").fetchone()[0] == 0
+        store.store_many([("binance", "NEW/USDT", "1h", candles)])
+        np.testing.assert_array_equal(store.window("binance", "NEW/USDT", "1h"), candles)
+    with CandleStore(tmp_path / "db.sqlite") as other:  # and another process sees it
+        np.testing.assert_array_equal(other.window("binance", "NEW/USDT", "1h"), candles)

@@ -101,6 +101,11 @@ def _malformed_files(candles: np.ndarray) -> dict[str, tuple[str, str]]:
         "misaligned.csv": (HEADER + f"\n{1704067200000 + 60_000},1,1,1,1,1\n", r"line 2: invalid candle at .*not aligned to 1h"),
         "ragged.csv": (HEADER + "\n1704067200000,1,1,1,1,1\n1704070800000,1,1,1,1,1,9,9\n", r"malformed CSV: .*line 3"),
         "empty_field.csv": (HEADER + "\n1704067200000,1,,1,1,1\n", r"line 2: empty value in column 'high'"),
+        "extra_field_every_row.csv": (HEADER + "\n1704067200000,1,2,0.5,1.5,10,99\n1704070800000,1,2,0.5,1.5,10,99\n",
+                                      r"line 2: 7 fields, the header has 6"),
+        "timestamp_too_large.csv": (HEADER + "\n1704067200000,1,1,1,1,1\n99999999999999999999,1,1,1,1,1\n",
+                                    r"line 3: timestamp 99999999999999999999 is out of range"),
+        "timestamp_1e30.csv": (HEADER + "\n1e30,1,1,1,1,1\n", r"line 2: timestamp 1e30 is out of range"),
         "blank_line_then_bad.csv": ("\n".join(good[:3] + ["", invalid[4]]) + "\n",
                                     r"line 5: invalid candle at .*high below open or close"),
     }

@@ -131,7 +131,7 @@ def test_a_broken_promoted_model_is_refused_and_the_served_one_stays(daemon: Dae
 
 
 def stage_truncated_copy(registry: Registry, version: str) -> str:
-    """A new version of BTC/USDT 1h: `version` with its model.onnx cut in half on disk (the sha256 no longer matches)."""
+    """A new version of BTC/USDT 1h: `version` with its model.onnx cut in half (its sha256 no longer matches)."""
     with registry.stage("BTC/USDT", "1h") as staging:
         source = registry.version_dir("BTC/USDT", "1h", version)
         for item in source.iterdir():

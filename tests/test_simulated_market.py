@@ -138,6 +138,20 @@ def test_download_command_works_offline_on_the_simulated_market(write_config) ->
     assert summary["count"] == report["inserted"] and summary["gaps"] == 0
 
 
+@pytest.mark.parametrize(("arguments", "code", "message"), [
+    (["--days", "inf"], 2, "argument --days: must be a finite number greater than 0: 'inf'"),
+    (["--days", "-1"], 2, "argument --days: must be a finite number greater than 0: '-1'"),
+    (["--since", "2024-02-01", "--until", "2024-01-01"], 64,
+     "--until 2024-01-01T00:00:00Z is before --since 2024-02-01T00:00:00Z"),
+])
+def test_download_refuses_impossible_ranges_in_one_line(write_config, arguments: list[str], code: int,
+                                                        message: str) -> None:
+    config = write_config({"market": {"source": "simulated", "symbols": ["BTC/USDT"]}})
+    result = run_ctl("--config", str(config), "download", "BTC/USDT", *arguments)
+    assert result.returncode == code and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_download_shows_a_progress_bar_on_a_terminal_only(write_config) -> None:
     import fcntl
     import os

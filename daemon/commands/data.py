@@ -14,7 +14,6 @@ from daemon.commands.common import (add_json_flag, date_arg, emit, positive_floa
 from daemon.config import Config
 from daemon.errors import UsageError
 from daemon.sources import open_source
-from daemon.sources.csv_file import read_candle_csv
 from daemon.timeframes import DAY_MS, iso, timeframe_ms
 
 EX_INCOMPLETE = 1
@@ -93,6 +92,8 @@ def run_download(args: argparse.Namespace, config: Config) -> int:
     if config.market.source == "csv":
         raise UsageError("market.source is csv: load files with `autoretrainctl import-csv`")
     timeframe = args.timeframe or config.market.timeframe
+    if args.since is not None and args.until is not None and args.until < args.since:
+        raise UsageError(f"--until {iso(args.until)} is before --since {iso(args.since)}")
     source = open_source(config)
     try:
         if args.since is not None:
@@ -116,6 +117,8 @@ def run_download(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_import_csv(args: argparse.Namespace, config: Config) -> int:
+    from daemon.sources.csv_file import read_candle_csv  # pandas: only this command pays for it
+
     exchange = args.exchange or config.market.exchange
     loaded = read_candle_csv(args.path, args.timeframe)
     with CandleStore(config.db_path) as store:

@@ -9,7 +9,7 @@ from typing import Any
 from daemon.commands.common import add_json_flag, emit, positive_float, symbol_arg
 from daemon.config import Config
 from daemon.errors import AutoretrainError
-from daemon.timeframes import pct
+from daemon.timeframes import pct, signed_pct
 from ipc.control import ControlClient
 
 
@@ -43,10 +43,6 @@ def request(config: Config, command: str, **args: Any) -> dict[str, Any]:
         client.close()
 
 
-def _pnl(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.2f}%"
-
-
 def _mb(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} MB"
 
@@ -66,7 +62,7 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(f"{s['symbol']} {s['timeframe']}: price {price} | "
                      f"candles {s['candles']} (last {s['last_candle'] or '-'}) | model {s['model_version'] or 'none'}"
                      f" (promoted {s['promoted_version'] or 'none'})")
-        lines.append(f"  signals {s['signals']} (PnL {_pnl(s['pnl_pct'])} since start) | win rate "
+        lines.append(f"  signals {s['signals']} (PnL {signed_pct(s['pnl_pct'])} since start) | win rate "
                      f"{pct(s['win_rate'], '-')} over {s['win_rate_scope']} | "
                      f"needs retrain: {'yes' if s['needs_retrain'] else 'no'} ({s['retrain_reason']})")
         last = s.get("last_retrain")

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from daemon.commands.common import add_json_flag, emit, positive_float, positive_int, symbol_arg, timeframe_arg
 from daemon.config import Config
-from daemon.timeframes import pct
+from daemon.timeframes import pct, signed_pct
 
 
 def _symbol_command(commands: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str,
@@ -60,7 +60,7 @@ def _train_text(outcome: Any) -> str:
         if entry:
             label = f"{name} {entry.get('version', '')}".strip()
             lines.append(f"  {label:<18} accuracy {pct(entry['accuracy'])}  signal precision "
-                         f"{pct(entry['signal_precision'])} ({entry['signals']} signals)  PnL {entry['pnl_pct']:+.2f}%  "
+                         f"{pct(entry['signal_precision'])} ({entry['signals']} signals)  PnL {signed_pct(entry['pnl_pct'])}  "
                          f"on {entry['samples']} samples")
     if outcome.durations:
         lines.append("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in outcome.durations.items()))

@@ -18,7 +18,7 @@ from daemon.errors import NoInputError
 from daemon.performance import Performance, Stats, run_market_ts
 from daemon.retrain_policy import RetrainDecision, assess
 from daemon.signal_store import SignalRecord, SignalStore
-from daemon.timeframes import iso, pct
+from daemon.timeframes import iso, pct, signed_pct
 from models.registry import Registry
 
 
@@ -63,13 +63,9 @@ def _require_series(conn: sqlite3.Connection, exchange: str, symbol: str, timefr
 
 
 
-def _signed(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:+.{digits}f}%"
-
-
 def _row(label: str, stats: Stats, note: str = "") -> str:
     return (f"  {label:<24} {stats.signals:>7} {stats.correct:>8} {pct(stats.win_rate):>9} "
-            f"{_signed(stats.pnl_total_pct):>10} {_signed(stats.pnl_avg_pct, 3):>9}{note}")
+            f"{signed_pct(stats.pnl_total_pct):>10} {signed_pct(stats.pnl_avg_pct, 3):>9}{note}")
 
 
 def _performance_text(perf: Performance, decision: RetrainDecision, promoted: str | None) -> str:
@@ -126,9 +122,9 @@ def _signal_line(record: SignalRecord) -> str:
             f"price {signal.price:.8g}  {model}")
     if outcome is None:
         return line + "  | pending"
-    line += f"  | exit {outcome.exit_price:.8g} at {iso(outcome.exit_ts)}  move {_signed(outcome.return_pct)}"
+    line += f"  | exit {outcome.exit_price:.8g} at {iso(outcome.exit_ts)}  move {signed_pct(outcome.return_pct)}"
     if outcome.correct is not None:
-        line += f"  {'correct' if outcome.correct else 'wrong'}  PnL {_signed(outcome.pnl_pct)}"
+        line += f"  {'correct' if outcome.correct else 'wrong'}  PnL {signed_pct(outcome.pnl_pct)}"
     return line
 
 

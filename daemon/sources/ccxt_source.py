@@ -54,7 +54,6 @@ class CcxtSource(CandleSource):
         self.backoff = backoff or Backoff()
         self.page_limit = page_limit
         self.sleep = sleep
-        self.retries = 0
         self._markets_loaded = False
         self.clock_refresh_s = clock_refresh_s
         self._clock_due = 0.0
@@ -70,14 +69,11 @@ class CcxtSource(CandleSource):
             return parse_retry_after(getattr(self.client, "last_response_headers", None))
         return None
 
-    def _count_retry(self, exc: BaseException, wait: float) -> None:
-        self.retries += 1
-
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
         try:
             return call_with_retry(call, what=f"{self.exchange} {what}", backoff=self.backoff,
                                    is_retryable=self._is_retryable, retry_after=self._retry_after,
-                                   sleep=self.sleep, on_retry=self._count_retry)
+                                   sleep=self.sleep)
         except SourceUnavailable:
             raise
         except self._ccxt.BadSymbol as exc:
@@ -148,7 +144,6 @@ class CcxtSource(CandleSource):
             if len(in_range) == 0:
                 empty_pages += 1
                 if empty_pages < self.backoff.attempts:
-                    self.retries += 1
                     wait = self.backoff.delay(empty_pages - 1)
                     log.warning("%s returned no candles for %s %s from %s although its time is %s; retry in %.1fs",
                                 self.exchange, symbol, timeframe, iso(cursor), iso(now), wait)

@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import re
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,14 +92,16 @@ def _numeric_columns(path: Path, frame: pd.DataFrame, columns: dict[str, int]) -
 def _fast_parse(text: str, columns: dict[str, int]) -> np.ndarray | None:
     """All rows as candles when every field is a plain number; None sends the file to the careful path."""
     try:
-        frame = pd.read_csv(io.StringIO(text), header=0, engine="c", dtype=np.float64)
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # more fields than the header
+            frame = pd.read_csv(io.StringIO(text), header=0, engine="c", dtype=np.float64, index_col=False)
+    except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError):
         return None
     ordered = frame.iloc[:, list(columns.values())].to_numpy()
     if len(ordered) == 0 or not np.isfinite(ordered).all():
         return None
     ts = ordered[:, 0]
-    if (ts != np.floor(ts)).any() or (ts < _MIN_PLAUSIBLE_MS).any():
+    if (ts != np.floor(ts)).any() or (ts < _MIN_PLAUSIBLE_MS).any() or (ts > candle_ops.LATEST_TS_MS).any():
         return None
     batch = np.empty(len(ordered), dtype=CANDLE_DTYPE)
     batch["ts"] = ts.astype(np.int64)
@@ -107,11 +110,25 @@ def _fast_parse(text: str, columns: dict[str, int]) -> np.ndarray | None:
     return batch
 
 
+def _too_many_fields(path: Path, text: str) -> str:
+    """The message for a file with a row longer than its header (pandas would drop the extra fields)."""
+    rows = csv.reader(io.StringIO(text))
+    width = len(next(rows))
+    for number, row in enumerate(rows, start=2):
+        if len(row) > width:
+            return f"{path} line {number}: {len(row)} fields, the header has {width}"
+    return f"{path}: a row has more fields than the header"
+
+
 def _careful_parse(path: Path, text: str, columns: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Candles and the file line of each, raising DataError with the line of the first bad field."""
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
-                            skip_blank_lines=False, header=0, engine="c")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
+                                skip_blank_lines=False, header=0, engine="c", index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataError(_too_many_fields(path, text)) from None
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().splitlines()[-1]
         raise DataError(f"{path}: malformed CSV: {detail}") from None
@@ -135,6 +152,12 @@ def _careful_parse(path: Path, text: str, columns: dict[str, int]) -> tuple[np.n
         row = int(np.flatnonzero(too_small)[0])
         raise DataError(f"{path} line {line_of[row]}: timestamp {int(ts[row])} is not in milliseconds "
                         "(seconds? expected ms since 1970-01-01 UTC)")
+    too_large = ts > candle_ops.LATEST_TS_MS
+    if too_large.any():
+        row = int(np.flatnonzero(too_large)[0])
+        raw = frame.iloc[row, columns["timestamp"]].strip()
+        raise DataError(f"{path} line {line_of[row]}: timestamp {raw} is out of range "
+                        "(later than the year 9999; expected ms since 1970-01-01 UTC)")
     batch = np.empty(len(frame), dtype=CANDLE_DTYPE)
     batch["ts"] = ts.astype(np.int64)
     for name in ("open", "high", "low", "close", "volume"):

@@ -24,8 +24,7 @@ class CsvReplaySource(CandleSource):
     def __init__(self, files: Mapping[str, str], timeframe: str, replay: ReplayConfig, *, exchange: str,
                  anchor_wall: float | None = None) -> None:
         self.exchange = exchange
-        self.files = dict(files)
-        self._candles = {symbol: read_candle_csv(path, timeframe).candles for symbol, path in self.files.items()}
+        self._candles = {symbol: read_candle_csv(path, timeframe).candles for symbol, path in files.items()}
         step = timeframe_ms(timeframe)
         first = min(int(c["ts"][0]) for c in self._candles.values())
         # The clock starts just after the history candles have closed.

@@ -60,7 +60,6 @@ def call_with_retry(
     is_retryable: Callable[[BaseException], bool],
     retry_after: Callable[[BaseException], float | None] = lambda exc: None,
     sleep: Callable[[float], None] = time.sleep,
-    on_retry: Callable[[BaseException, float], None] | None = None,
 ) -> T:
     """Run `call`; retry what `is_retryable` accepts; after the last attempt raise SourceUnavailable."""
     for attempt in range(backoff.attempts):
@@ -76,8 +75,6 @@ def call_with_retry(
             wait = backoff.delay(attempt, retry_after(exc))
             log.warning("%s failed (%s: %s); retry %d/%d in %.1fs", what, type(exc).__name__, _short(exc),
                         attempt + 1, backoff.attempts - 1, wait)
-            if on_retry is not None:
-                on_retry(exc, wait)
             sleep(wait)
     raise AssertionError("unreachable")
 

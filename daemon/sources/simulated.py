@@ -180,7 +180,8 @@ class SimulatedSource(CandleSource):
         if last - first > MAX_NOTED_CANDLES:  # a backfill, not a live step: nothing to announce
             return []
         return [f"simulated market: {symbol} {timeframe} switches from {old.kind} to {new.kind} "
-                f"(autocorrelation {new.phi:+.2f}, volatility {new.sigma:.4f}) at candle {iso(series.start_ms + index * series.step)}"
+                f"(autocorrelation {new.phi:+.2f}, volatility {new.sigma:.4f}) "
+                f"at candle {iso(series.start_ms + index * series.step)}"
                 for index, old, new in series.switches(first, last)]
 
     def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int | None = None) -> Iterator[Batch]:
