@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from daemon.candle_store import CandleStore  # noqa: E402
 from daemon.config import build_config  # noqa: E402
 from daemon.sources.simulated import Regime, SimulatedSeries  # noqa: E402
+from models.features import N_FEATURES  # noqa: E402
 
 SYMBOL = "SIM/USDT"
 
@@ -69,10 +70,11 @@ _RSS_RUNTIME = textwrap.dedent("""
     import json, sys, time
     started = time.perf_counter()
     import numpy as np
+    from models.features import N_FEATURES
     from models.runtime import ModelRunner
     imported = time.perf_counter() - started
     runner = ModelRunner.load(sys.argv[1])
-    runner.predict_windows(np.zeros((64, runner.seq_len, 28), dtype=np.float32))
+    runner.predict_windows(np.zeros((64, runner.seq_len, N_FEATURES), dtype=np.float32))
     status = dict(line.split(":", 1) for line in open("/proc/self/status") if line.startswith(("VmRSS", "VmHWM")))
     print(json.dumps({"import_s": imported, "rss_kib": int(status["VmRSS"].split()[0]),
                       "peak_rss_kib": int(status["VmHWM"].split()[0]), "torch_loaded": "torch" in sys.modules}))
@@ -82,13 +84,14 @@ _RSS_TORCH = textwrap.dedent("""
     import json, sys, time
     started = time.perf_counter()
     import torch
+    from models.features import N_FEATURES
     from models.lstm import DirectionLSTM
     imported = time.perf_counter() - started
     torch.set_num_threads(1)
     seq_len, hidden, layers = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    network = DirectionLSTM(28, hidden, layers).eval()
+    network = DirectionLSTM(N_FEATURES, hidden, layers).eval()
     with torch.inference_mode():
-        network(torch.zeros(64, seq_len, 28))
+        network(torch.zeros(64, seq_len, N_FEATURES))
     status = dict(line.split(":", 1) for line in open("/proc/self/status") if line.startswith(("VmRSS", "VmHWM")))
     print(json.dumps({"import_s": imported, "rss_kib": int(status["VmRSS"].split()[0]),
                       "peak_rss_kib": int(status["VmHWM"].split()[0])}))
@@ -119,12 +122,12 @@ def main() -> int:
         meta = runner.meta["hyperparameters"]
         torch.set_num_threads(args.threads)
         torch.manual_seed(0)
-        network = DirectionLSTM(28, meta["hidden_size"], meta["num_layers"]).eval()
+        network = DirectionLSTM(N_FEATURES, meta["hidden_size"], meta["num_layers"]).eval()
         rng = np.random.default_rng(0)
         latency: dict[str, Any] = {}
         for batch in (1, 64):
             iterations = args.iterations if batch == 1 else max(50, args.iterations // 4)
-            x = rng.normal(size=(batch, runner.seq_len, 28)).astype(np.float32)
+            x = rng.normal(size=(batch, runner.seq_len, N_FEATURES)).astype(np.float32)
             tensor = torch.from_numpy(x)
 
             def eager(tensor: torch.Tensor = tensor) -> object:
@@ -135,7 +138,7 @@ def main() -> int:
             eager_stats = _latency(eager, iterations)
             # LSTM multiply-adds per call: 4 gates x hidden x (features + hidden) per step, sample and layer
             hidden = meta["hidden_size"]
-            flops = 2 * batch * runner.seq_len * 4 * hidden * (28 + hidden) * meta["num_layers"]
+            flops = 2 * batch * runner.seq_len * 4 * hidden * (N_FEATURES + hidden) * meta["num_layers"]
             for stats in (ort, eager_stats):
                 stats["gflop_per_s"] = round(flops / (stats["p50_us"] * 1000), 1)
             latency[f"batch_{batch}"] = {"onnxruntime": ort, "torch_eager": eager_stats, "lstm_mflop": flops / 1e6,
@@ -148,7 +151,7 @@ def main() -> int:
     report = {
         "benchmark": "inference", "cpus": os.cpu_count(), "threads": args.threads,
         "model": {"seq_len": runner.seq_len, "hidden_size": meta["hidden_size"], "num_layers": meta["num_layers"],
-                  "features": 28},
+                  "features": N_FEATURES},
         "latency": latency,
         "process": {"runtime_only": runtime_rss, "torch": torch_rss,
                     "rss_saved_mib": round((torch_rss["rss_kib"] - runtime_rss["rss_kib"]) / 1024, 1)},

@@ -22,11 +22,11 @@ from daemon.candle_store import CandleStore  # noqa: E402
 from daemon.sources.ccxt_source import CcxtSource  # noqa: E402
 from daemon.sources.csv_file import read_candle_csv  # noqa: E402
 from daemon.sources.retry import Backoff  # noqa: E402
+from daemon.timeframes import DAY_MS, timeframe_ms  # noqa: E402
 from tests.fakes.binance import FakeBinance  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 FILES = {"1h": DATA / "binance_BTCUSDT_1h_2018-2026.csv.gz", "5m": DATA / "binance_BTCUSDT_5m_2024-12_2026-02.csv.gz"}
-HOUR_MS = 3_600_000
 
 
 def bench_import(path: Path, timeframe: str, repeat: int) -> dict[str, object]:
@@ -49,14 +49,14 @@ def bench_import(path: Path, timeframe: str, repeat: int) -> dict[str, object]:
 
 
 def bench_download(days: int, timeframe: str, rate_limit: bool) -> dict[str, object]:
-    step = {"1h": HOUR_MS, "5m": 300_000}[timeframe]
+    step = timeframe_ms(timeframe)
     now = 1_747_000_000_000 // step * step
-    with FakeBinance(now_ms=now, history_start_ms=now - (days + 1) * 24 * HOUR_MS) as fake, \
+    with FakeBinance(now_ms=now, history_start_ms=now - (days + 1) * DAY_MS) as fake, \
             tempfile.TemporaryDirectory() as tmp, CandleStore(Path(tmp) / "db.sqlite") as store:
         params = {**fake.exchange_params(), "enableRateLimit": rate_limit}
         source = CcxtSource("binance", params, backoff=Backoff(3, 0.01, 0.05))
         started = time.perf_counter()
-        report = backfill(source, store, "BTC/USDT", timeframe, now - days * 24 * HOUR_MS)
+        report = backfill(source, store, "BTC/USDT", timeframe, now - days * DAY_MS)
         seconds = time.perf_counter() - started
     return {"timeframe": timeframe, "days": days, "candles": report.inserted, "pages": report.pages,
             "ccxt_rate_limiter": rate_limit, "seconds": round(seconds, 3),

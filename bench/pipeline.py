@@ -37,13 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from daemon.config import load_config  # noqa: E402
-from daemon.timeframes import parse_iso_ms  # noqa: E402
+from daemon.timeframes import HOUR_MS, parse_iso_ms  # noqa: E402
 from ipc import messages  # noqa: E402
 from ipc.bus import bus_endpoints  # noqa: E402
 from ipc.control import ControlClient  # noqa: E402
 from models.registry import Registry  # noqa: E402
 
-HOUR_MS = 3_600_000
 HISTORY = 700
 
 

@@ -14,7 +14,7 @@ from daemon.candle_store import CandleStore
 from daemon.config import Config
 from daemon.performance import run_market_ts
 from daemon.retrain_policy import PolicyInputs, assess, scope_text
-from daemon.timeframes import iso
+from daemon.timeframes import iso, pct
 from models.registry import Registry, RegistryError
 
 
@@ -53,7 +53,7 @@ class SymbolState:
     def heartbeat_line(self) -> str:
         """The guide's `Heartbeat | Price: … | Candles: … | Signals: … | Win Rate: …% | Needs Retrain: … | Last Retrain: …`."""
         price = f"${self.price:,.2f}" if self.price is not None else "n/a"
-        win = f"{100 * self.win_rate:.1f}%" if self.win_rate is not None else "n/a"
+        win = pct(self.win_rate)
         last = (self.last_retrain or {}).get("market_time") or "never"
         line = (f"Heartbeat | {self.symbol} | Price: {price} | Candles: {self.candles} | Signals: {self.signals} | "
                 f"Win Rate: {win} | Needs Retrain: {self.needs_retrain} | Last Retrain: {last}")

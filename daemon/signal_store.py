@@ -110,20 +110,21 @@ class SignalStore:
                                 (exchange, symbol, timeframe)).fetchone()
         return None if row[0] is None else int(row[0])
 
-    def get(self, exchange: str, symbol: str, timeframe: str, candle_ts: int) -> SignalRecord | None:
-        row = self.conn.execute(
+    def _records(self, where: str, params: tuple[Any, ...]) -> list[SignalRecord]:
+        """Signals of the series with their outcomes; `where` continues after the series condition."""
+        rows = self.conn.execute(
             f"SELECT {_SIGNAL_COLUMNS}, {_OUTCOME_COLUMNS} FROM signals s LEFT JOIN outcomes o ON o.signal_id = s.id"
-            f" WHERE {_SERIES} AND s.candle_ts = ?", (exchange, symbol, timeframe, candle_ts),
-        ).fetchone()
-        return _record(row) if row else None
+            f" WHERE {_SERIES} {where}", params,
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    def get(self, exchange: str, symbol: str, timeframe: str, candle_ts: int) -> SignalRecord | None:
+        found = self._records("AND s.candle_ts = ?", (exchange, symbol, timeframe, candle_ts))
+        return found[0] if found else None
 
     def recent(self, exchange: str, symbol: str, timeframe: str, limit: int = 20) -> list[SignalRecord]:
         """The newest `limit` signals with their outcomes, newest first."""
-        rows = self.conn.execute(
-            f"SELECT {_SIGNAL_COLUMNS}, {_OUTCOME_COLUMNS} FROM signals s LEFT JOIN outcomes o ON o.signal_id = s.id"
-            f" WHERE {_SERIES} ORDER BY s.candle_ts DESC LIMIT ?", (exchange, symbol, timeframe, limit),
-        ).fetchall()
-        return [_record(row) for row in rows]
+        return self._records("ORDER BY s.candle_ts DESC LIMIT ?", (exchange, symbol, timeframe, limit))
 
     def pending(self, exchange: str, symbol: str, timeframe: str) -> int:
         """How many signals still wait for their exit candle."""
@@ -141,7 +142,7 @@ class SignalStore:
         version starts a new "current model" window, the same version again changes nothing.
         """
         with transaction(self.conn):
-            current = self._current(exchange, symbol, timeframe)
+            current = self.current_activation(exchange, symbol, timeframe)
             if (current.version if current else None) == version:
                 return False
             self.conn.execute(
@@ -150,16 +151,13 @@ class SignalStore:
             )
             return True
 
-    def _current(self, exchange: str, symbol: str, timeframe: str) -> Activation | None:
+    def current_activation(self, exchange: str, symbol: str, timeframe: str) -> Activation | None:
+        """The newest activation; None when no model ever served (algorithms only since the start)."""
         row = self.conn.execute(
             "SELECT version, market_ts, recorded_at FROM model_activations WHERE exchange = ? AND symbol = ?"
             " AND timeframe = ? ORDER BY id DESC LIMIT 1", (exchange, symbol, timeframe),
         ).fetchone()
         return Activation(*row) if row else None
-
-    def current_activation(self, exchange: str, symbol: str, timeframe: str) -> Activation | None:
-        """The newest activation; None when no model ever served (algorithms only since the start)."""
-        return self._current(exchange, symbol, timeframe)
 
     def activations(self, exchange: str, symbol: str, timeframe: str) -> list[Activation]:
         rows = self.conn.execute(

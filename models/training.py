@@ -18,6 +18,7 @@ from torch import nn
 
 from daemon.config import ModelConfig, TrainingConfig
 from daemon.errors import AutoretrainError, UsageError
+from daemon.timeframes import pct
 from models.lstm import DirectionLSTM
 
 log = logging.getLogger("autoretrain.model")
@@ -106,7 +107,7 @@ def train_network(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y
             running += loss.item() * len(batch)
         val_loss, val_accuracy = _evaluate(network, xv, yv, loss_fn)
         history.append(EpochStats(epoch, running / len(xt), val_loss, val_accuracy))
-        log.info("Epoch %d/%d | Val Accuracy: %.1f%%", epoch, epochs, 100 * val_accuracy)
+        log.info("Epoch %d/%d | Val Accuracy: %s", epoch, epochs, pct(val_accuracy))
         if progress is not None:
             progress(epoch, epochs, val_accuracy)
         if val_accuracy > best_accuracy or (val_accuracy == best_accuracy and val_loss < best_loss):
@@ -116,8 +117,8 @@ def train_network(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y
             since_best += 1
             if since_best >= training.patience:
                 log.info("Early stopping after epoch %d: no better validation accuracy for %d epochs "
-                         "(best %.1f%% at epoch %d)",
-                         epoch, training.patience, 100 * best_accuracy, best_epoch)
+                         "(best %s at epoch %d)",
+                         epoch, training.patience, pct(best_accuracy), best_epoch)
                 break
     network.load_state_dict(best_state)
     network = network.cpu().eval()

@@ -13,13 +13,11 @@ import pytest
 import yaml
 
 from daemon.candles import CANDLE_DTYPE
-from daemon.config import Config, build_config
 from daemon.timeframes import HOUR_MS  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 BTC_1H = SHARED_DATA / "binance_BTCUSDT_1h_2018-2026.csv.gz"
-BTC_5M = SHARED_DATA / "binance_BTCUSDT_5m_2024-12_2026-02.csv.gz"
 # Environment that changes where the daemon looks; tests set these explicitly when they mean to.
 _DAEMON_ENV = {"AUTORETRAIN_CONFIG", "STATE_DIRECTORY", "RUNTIME_DIRECTORY", "JOURNAL_STREAM", "NOTIFY_SOCKET"}
 
@@ -30,13 +28,6 @@ def real_1h() -> Path:
     if not BTC_1H.is_file():
         pytest.skip(f"real market data not available at {BTC_1H} (only present in the development workspace)")
     return BTC_1H
-
-
-@pytest.fixture
-def real_5m() -> Path:
-    if not BTC_5M.is_file():
-        pytest.skip(f"real market data not available at {BTC_5M} (only present in the development workspace)")
-    return BTC_5M
 
 
 @pytest.fixture
@@ -51,18 +42,6 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
-
-
-@pytest.fixture
-def make_config(tmp_path: Path) -> Callable[..., Config]:
-    """A validated Config with state under tmp_path/state, without touching the environment."""
-
-    def make(data: dict[str, Any] | None = None) -> Config:
-        data = dict(data or {})
-        data.setdefault("paths", {}).setdefault("state_dir", str(tmp_path / "state"))
-        return build_config(data, base=tmp_path, env={})
-
-    return make
 
 
 def random_walk_candles(count: int, *, start_ms: int = 1_704_067_200_000, step_ms: int = HOUR_MS,

@@ -150,6 +150,16 @@ class Daemon:
             self.notify.close()
         return code
 
+    def wait_exit(self, timeout: float = 60.0) -> int:
+        """The exit code of a daemon expected to stop by itself (a refusal, a give-up); nothing outlives the test."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            self.kill_everything()
+            self._log.close()
+            self.notify.close()
+
     def shutdown(self, timeout: float = 30.0) -> int:
         """SIGTERM and its exit code; whatever still runs afterwards is killed, so nothing outlives the test."""
         try:

@@ -186,10 +186,7 @@ def test_a_second_daemon_on_the_same_state_refuses(daemon: Daemon, tmp_path: Pat
     import yaml
 
     second = Daemon(tmp_path, yaml.safe_load(daemon.config_path.read_text()), name="second.yaml").start()
-    assert second.process is not None
-    code = second.process.wait(timeout=60)
-    second.notify.close()
-    assert code == 75
+    assert second.wait_exit() == 75
     lines = second.log().strip().splitlines()
     assert len(lines) == 1 and "another autoretraind (pid" in lines[0] and "is already running" in lines[0]
     assert daemon.status()["daemon"]["ready"] is True  # the first one is untouched
@@ -202,10 +199,7 @@ def test_a_second_daemon_sharing_only_the_runtime_directory_refuses(daemon: Daem
     config["paths"] = {"state_dir": str(tmp_path / "other-state"), "runtime_dir": str(daemon.config.runtime_dir)}
     live_files = sorted(p for p in runtime_files(daemon.config) if p.exists())
     second = Daemon(tmp_path, config, name="other.yaml").start()
-    assert second.process is not None
-    code = second.process.wait(timeout=60)
-    second.notify.close()
-    assert code == 75
+    assert second.wait_exit() == 75
     lines = second.log().strip().splitlines()
     assert len(lines) == 1 and f"already using runtime directory {daemon.config.runtime_dir}" in lines[0]
     assert sorted(p for p in runtime_files(daemon.config) if p.exists()) == live_files  # nothing of the first removed
@@ -268,10 +262,7 @@ def test_a_killed_supervisor_takes_its_children_along_and_a_new_daemon_starts(tm
 
 def test_bad_config_exits_78_with_the_key_path(tmp_path: Path) -> None:
     broken = Daemon(tmp_path, {"paths": {"state_dir": str(tmp_path / "s")}, "training": {"epochs": 0}})
-    broken.start()
-    assert broken.process is not None
-    assert broken.process.wait(timeout=60) == 78
-    broken.notify.close()
+    assert broken.start().wait_exit() == 78
     assert broken.log().strip().splitlines() == [
         f"autoretraind: error: {broken.config_path}: training.epochs: Input should be greater than or equal to 1 (got 0)"]
 
@@ -282,13 +273,8 @@ def test_a_child_that_crashes_on_start_makes_the_supervisor_give_up(tmp_path: Pa
     config = simulated_config(tmp_path / "state", market={"source": "csv", "csv": {"BTC/USDT": str(broken)}},
                               supervisor={"max_restarts": 3, "restart_backoff_initial": 0.2, "restart_window": 60})
     crashing = Daemon(tmp_path, config).start()
-    assert crashing.process is not None
     started = time.monotonic()
-    try:
-        code = crashing.process.wait(timeout=60)
-    finally:
-        crashing.kill_everything()
-        crashing.notify.close()
+    code = crashing.wait_exit()
     log = crashing.log()
     assert code == 1
     assert time.monotonic() - started < 30
@@ -301,8 +287,7 @@ def test_a_child_that_crashes_on_start_makes_the_supervisor_give_up(tmp_path: Pa
 def test_a_missing_csv_file_is_a_configuration_error(tmp_path: Path) -> None:
     config = simulated_config(tmp_path / "state", market={"source": "csv", "csv": {"BTC/USDT": "gone.csv"}})
     daemon = Daemon(tmp_path, config).start()
-    assert daemon.process is not None and daemon.process.wait(timeout=60) == 78
-    daemon.notify.close()
+    assert daemon.wait_exit() == 78
     assert daemon.log().strip() == (f"autoretraind: error: {daemon.config_path}: market.csv.BTC/USDT: no such file: "
                                     f"{tmp_path / 'gone.csv'}")
 
@@ -316,12 +301,7 @@ def test_a_symbol_the_exchange_does_not_list_stops_the_daemon_with_78(tmp_path: 
             "source": "ccxt", "symbols": ["BTC/USDT", "NOPE/USDT"], "backfill_days": 2,
             "exchange_params": fake.exchange_params(), "retry": {"attempts": 2, "base_delay": 0.01}})
         daemon = Daemon(tmp_path, config).start()
-        try:
-            assert daemon.process is not None
-            code = daemon.process.wait(timeout=60)
-        finally:
-            daemon.kill_everything()
-            daemon.notify.close()
+        code = daemon.wait_exit()
     log = daemon.log()
     assert code == 78, log[-2000:]
     assert "ingest cannot run: market.symbols: binance has no market 'NOPE/USDT'" in log

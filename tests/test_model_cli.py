@@ -8,18 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from models.registry import Registry
 from tests.conftest import run_ctl
 from tests.test_model_support import FAST, SYMBOL, TIMEFRAME, fast_config, regime_series, store_candles, trained_version
-
-
-def _write_config(tmp_path: Path, **sections: Any) -> Path:
-    data = {**FAST, **sections, "paths": {"state_dir": str(tmp_path / "state")}}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def _one_line_error(result: Any, code: int, text: str) -> None:
@@ -29,8 +21,8 @@ def _one_line_error(result: Any, code: int, text: str) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_train_json_then_models_lists_the_promoted_version(tmp_path: Path) -> None:
-    config_path = _write_config(tmp_path)
+def test_train_json_then_models_lists_the_promoted_version(tmp_path: Path, write_config) -> None:
+    config_path = write_config(FAST)
     store_candles(fast_config(tmp_path / "state"), regime_series(("momentum", 3000)).candles(0, 1999))
     result = run_ctl("--config", str(config_path), "train", SYMBOL, "--epochs", "3", "--json", timeout=240)
     assert result.returncode == 0, result.stderr
@@ -50,8 +42,8 @@ def test_train_json_then_models_lists_the_promoted_version(tmp_path: Path) -> No
     assert "* v0001" in text.stdout and "promoted: v0001" in text.stdout
 
 
-def test_train_text_mode_shows_the_guide_lines(tmp_path: Path) -> None:
-    config_path = _write_config(tmp_path)
+def test_train_text_mode_shows_the_guide_lines(tmp_path: Path, write_config) -> None:
+    config_path = write_config(FAST)
     store_candles(fast_config(tmp_path / "state"), regime_series(("momentum", 3000)).candles(0, 1999))
     result = run_ctl("--config", str(config_path), "train", SYMBOL, "--epochs", "2", "--promote", "never",
                      timeout=240)
@@ -61,8 +53,8 @@ def test_train_text_mode_shows_the_guide_lines(tmp_path: Path) -> None:
     assert result.stdout.startswith("SIM/USDT 1h: not promoted v0001: promotion disabled (--promote never)")
 
 
-def test_train_refuses_missing_or_insufficient_data_in_one_line(tmp_path: Path) -> None:
-    config_path = _write_config(tmp_path)
+def test_train_refuses_missing_or_insufficient_data_in_one_line(tmp_path: Path, write_config) -> None:
+    config_path = write_config(FAST)
     _one_line_error(run_ctl("--config", str(config_path), "train", SYMBOL), 65, "no candles stored yet")
     store_candles(fast_config(tmp_path / "state"), regime_series(("momentum", 3000)).candles(0, 299))
     _one_line_error(run_ctl("--config", str(config_path), "train", SYMBOL), 65,
@@ -72,9 +64,10 @@ def test_train_refuses_missing_or_insufficient_data_in_one_line(tmp_path: Path) 
 
 
 @pytest.fixture
-def two_versions(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Registry]:
+def two_versions(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                 write_config) -> tuple[Path, Registry]:
     """A registry holding two real versions (copies of one trained model), neither promoted."""
-    config_path = _write_config(tmp_path)
+    config_path = write_config(FAST)
     registry = Registry(fast_config(tmp_path / "state").models_dir)
     source = trained_version(tmp_path_factory)
     for name in ("v0001", "v0002"):
@@ -112,8 +105,8 @@ def test_promote_refuses_unknown_bad_and_corrupt_versions(two_versions: tuple[Pa
     assert registry.promoted(SYMBOL, TIMEFRAME) is None
 
 
-def test_models_without_any_version(tmp_path: Path) -> None:
-    config_path = _write_config(tmp_path)
+def test_models_without_any_version(tmp_path: Path, write_config) -> None:
+    config_path = write_config(FAST)
     result = run_ctl("--config", str(config_path), "models", SYMBOL, "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["versions"] == []
     assert "no model versions" in run_ctl("--config", str(config_path), "models", SYMBOL).stdout

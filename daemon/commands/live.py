@@ -9,6 +9,7 @@ from typing import Any
 from daemon.commands.common import add_json_flag, emit, positive_float, symbol_arg
 from daemon.config import Config
 from daemon.errors import AutoretrainError
+from daemon.retrain_runs import FINAL_STATUSES, PROMOTED, REJECTED
 from daemon.timeframes import pct, signed_pct
 from ipc.control import ControlClient
 
@@ -31,12 +32,14 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     retrain.set_defaults(handler=run_retrain)
 
 
-def client_for(config: Config) -> ControlClient:
-    return ControlClient(config.control_endpoint, timeout_ms=config.control.timeout_ms, retries=config.control.retries)
+def client_for(config: Config, retries: int | None = None) -> ControlClient:
+    return ControlClient(config.control_endpoint, timeout_ms=config.control.timeout_ms,
+                         retries=config.control.retries if retries is None else retries)
 
 
-def request(config: Config, command: str, **args: Any) -> dict[str, Any]:
-    client = client_for(config)
+def request(config: Config, command: str, *, retries: int | None = None, **args: Any) -> dict[str, Any]:
+    """One request to the running daemon (DaemonUnavailable when none answers)."""
+    client = client_for(config, retries)
     try:
         return client.request(command, **args)
     finally:
@@ -88,14 +91,18 @@ def run_retrain(args: argparse.Namespace, config: Config) -> int:
         emit(args, queued, f"retrain of {args.symbol} {what} (run {run_id})")
         return 0
     deadline = time.monotonic() + args.timeout
-    while True:
-        run = request(config, "run", id=run_id)
-        if run["status"] in ("promoted", "rejected", "failed"):
-            break
-        if time.monotonic() > deadline:
-            raise AutoretrainError(f"retrain run {run_id} of {args.symbol} still {run['status']} after "
-                                   f"{args.timeout:.0f} s")
-        time.sleep(1.0)
+    client = client_for(config)  # one socket for the whole wait
+    try:
+        while True:
+            run = client.request("run", id=run_id)
+            if run["status"] in FINAL_STATUSES:
+                break
+            if time.monotonic() > deadline:
+                raise AutoretrainError(f"retrain run {run_id} of {args.symbol} still {run['status']} after "
+                                       f"{args.timeout:.0f} s")
+            time.sleep(1.0)
+    finally:
+        client.close()
     detail = run.get("detail") or {}
     text = f"retrain run {run_id} of {args.symbol}: {run['status']}"
     if run.get("version"):
@@ -103,4 +110,4 @@ def run_retrain(args: argparse.Namespace, config: Config) -> int:
     if detail.get("reason") or detail.get("error"):
         text += f": {detail.get('reason') or detail.get('error')}"
     emit(args, run, text)
-    return 0 if run["status"] != "failed" else 1
+    return 0 if run["status"] in (PROMOTED, REJECTED) else 1  # failed or aborted: it did not finish

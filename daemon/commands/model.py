@@ -161,30 +161,31 @@ def _through_daemon(config: Config, timeframe: str, command: str, **args: Any) -
 
     Operators in the daemon's group can ask it over the control socket even where they may not write
     the registry themselves; without a daemon the registry is changed directly."""
-    from ipc.control import ControlClient, DaemonUnavailable, ipc_path
+    from daemon.commands.live import request
+    from ipc.control import DaemonUnavailable
 
-    path = ipc_path(config.control_endpoint)
-    if timeframe != config.market.timeframe or (path is not None and not path.exists()):
+    if timeframe != config.market.timeframe:  # the daemon only serves its own timeframe
         return None
-    client = ControlClient(config.control_endpoint, timeout_ms=config.control.timeout_ms, retries=1)
     try:
-        return client.request(command, timeframe=timeframe, **args)
+        return request(config, command, retries=1, timeframe=timeframe, **args)
     except DaemonUnavailable:
         return None
-    finally:
-        client.close()
+
+
+def _move_pointer(config: Config, timeframe: str, command: str, directly: Callable[[], dict[str, Any]],
+                  **args: Any) -> dict[str, Any]:
+    """promote/rollback through the running daemon, else `directly` on the registry; says which in `via`."""
+    result = _through_daemon(config, timeframe, command, **args)
+    return {**directly(), "via": "registry"} if result is None else {**result, "via": "daemon"}
 
 
 def run_promote(args: argparse.Namespace, config: Config) -> int:
     from models.registry import Registry
 
     timeframe = args.timeframe or config.market.timeframe
-    result = _through_daemon(config, timeframe, "promote", symbol=args.symbol, version=args.version)
-    if result is None:
-        result = promote_verified(Registry(config.models_dir), args.symbol, timeframe, args.version)
-        result["via"] = "registry"
-    else:
-        result["via"] = "daemon"
+    result = _move_pointer(config, timeframe, "promote",
+                           lambda: promote_verified(Registry(config.models_dir), args.symbol, timeframe, args.version),
+                           symbol=args.symbol, version=args.version)
     version, previous = result["promoted"], result["previous"]
     text = (f"{args.symbol} {timeframe}: {version} is already the promoted model" if previous == version else
             f"{args.symbol} {timeframe}: promoted {version} (was {previous or 'none'})")
@@ -196,11 +197,8 @@ def run_rollback(args: argparse.Namespace, config: Config) -> int:
     from models.registry import Registry
 
     timeframe = args.timeframe or config.market.timeframe
-    result = _through_daemon(config, timeframe, "rollback", symbol=args.symbol)
-    if result is None:
-        result = rollback_verified(Registry(config.models_dir), args.symbol, timeframe)
-        result["via"] = "registry"
-    else:
-        result["via"] = "daemon"
+    result = _move_pointer(config, timeframe, "rollback",
+                           lambda: rollback_verified(Registry(config.models_dir), args.symbol, timeframe),
+                           symbol=args.symbol)
     emit(args, result, f"{args.symbol} {timeframe}: rolled back from {result['previous']} to {result['promoted']}")
     return 0
