@@ -76,4 +76,5 @@ def test_votes_and_signals_of_a_batch_equal_those_of_each_symbol(windows: np.nda
     single = [compute_signal(window, model_probability=p, model_version=v, config=config)
               for window, p, v in zip(windows, probabilities, versions)]
     assert batched == single
-    assert {s.action for s in batched} <= {"BUY", "SELL", "HOLD"}
+    # the comparison means something only if the batch holds more than one kind of decision
+    assert len({s.action for s in batched}) >= 2, [s.action for s in batched]
