@@ -30,10 +30,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from daemon.candle_store import CandleStore  # noqa: E402
-from daemon.config import build_config  # noqa: E402
-from daemon.sources.simulated import Regime, SimulatedSeries  # noqa: E402
-from models.features import N_FEATURES  # noqa: E402
+from autoretrain.daemon.store.candles import CandleStore  # noqa: E402
+from autoretrain.daemon.foundation.config import build_config  # noqa: E402
+from autoretrain.daemon.market.simulated import Regime, SimulatedSeries  # noqa: E402
+from autoretrain.models.features import N_FEATURES  # noqa: E402
 
 SYMBOL = "SIM/USDT"
 
@@ -43,7 +43,7 @@ def _series() -> SimulatedSeries:
 
 
 def _trained_version(state: Path) -> Path:
-    from models.pipeline import run_training
+    from autoretrain.daemon.processes.retrain_job import run_training
 
     config = build_config({"paths": {"state_dir": str(state)}, "market": {"source": "simulated"},
                            "training": {"epochs": 2, "device": "cpu"}}, env={})
@@ -70,8 +70,8 @@ _RSS_RUNTIME = textwrap.dedent("""
     import json, sys, time
     started = time.perf_counter()
     import numpy as np
-    from models.features import N_FEATURES
-    from models.runtime import ModelRunner
+    from autoretrain.models.features import N_FEATURES
+    from autoretrain.models.runtime import ModelRunner
     imported = time.perf_counter() - started
     runner = ModelRunner.load(sys.argv[1])
     runner.predict_windows(np.zeros((64, runner.seq_len, N_FEATURES), dtype=np.float32))
@@ -84,8 +84,8 @@ _RSS_TORCH = textwrap.dedent("""
     import json, sys, time
     started = time.perf_counter()
     import torch
-    from models.features import N_FEATURES
-    from models.lstm import DirectionLSTM
+    from autoretrain.models.features import N_FEATURES
+    from autoretrain.models.lstm import DirectionLSTM
     imported = time.perf_counter() - started
     torch.set_num_threads(1)
     seq_len, hidden, layers = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -113,8 +113,8 @@ def main() -> int:
 
     import torch
 
-    from models.lstm import DirectionLSTM
-    from models.runtime import ModelRunner
+    from autoretrain.models.lstm import DirectionLSTM
+    from autoretrain.models.runtime import ModelRunner
 
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as state:
         version = _trained_version(Path(state) / "state")

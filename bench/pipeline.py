@@ -36,12 +36,12 @@ import zmq
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from daemon.config import load_config  # noqa: E402
-from daemon.timeframes import HOUR_MS, parse_iso_ms  # noqa: E402
-from ipc import messages  # noqa: E402
-from ipc.bus import bus_endpoints  # noqa: E402
-from ipc.control import ControlClient  # noqa: E402
-from models.registry import Registry  # noqa: E402
+from autoretrain.daemon.foundation.config import load_config  # noqa: E402
+from autoretrain.daemon.foundation.timeframes import HOUR_MS, parse_iso_ms  # noqa: E402
+from autoretrain.ipc import messages
+from autoretrain.ipc.bus import bus_endpoints  # noqa: E402
+from autoretrain.ipc.control import ControlClient  # noqa: E402
+from autoretrain.models.registry import Registry  # noqa: E402
 
 HISTORY = 700
 
@@ -69,7 +69,7 @@ def write_config(directory: Path, count: int, speed: float) -> Path:
 
 def ctl(config: Path, *args: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "daemon.ctl", "--config", str(config), *args], check=True,
+    subprocess.run([sys.executable, "-m", "autoretrain.daemon.cli.main", "--config", str(config), *args], check=True,
                    capture_output=True, env=env, timeout=600)
 
 
@@ -101,7 +101,7 @@ class Running:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(self.notify_path)}
         self.started = time.monotonic()
         self.log = open(config_path.parent / "daemon.log", "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "daemon.supervisor", "--config", str(config_path)],
+        self.process = subprocess.Popen([sys.executable, "-m", "autoretrain.daemon.supervisor.arbiter", "--config", str(config_path)],
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.ready_s = self._wait_ready()
         self.context = zmq.Context()

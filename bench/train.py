@@ -28,9 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from daemon.candle_store import CandleStore  # noqa: E402
-from daemon.config import build_config  # noqa: E402
-from daemon.sources.csv_file import read_candle_csv  # noqa: E402
+from autoretrain.daemon.store.candles import CandleStore  # noqa: E402
+from autoretrain.daemon.foundation.config import build_config  # noqa: E402
+from autoretrain.daemon.market.csv_file import read_candle_csv  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "binance_BTCUSDT_1h_2018-2026.csv.gz"
 SYMBOL = "BTC/USDT"
@@ -47,7 +47,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 
 
 def _run_variant(name: str, candles: Any, days: float, epochs: int) -> dict[str, Any]:
-    from models.pipeline import run_training
+    from autoretrain.daemon.processes.retrain_job import run_training
 
     model, training = VARIANTS[name]
     with tempfile.TemporaryDirectory(prefix="bench-train-") as state:

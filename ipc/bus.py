@@ -17,7 +17,7 @@ from typing import Any
 
 import zmq
 
-from ipc import messages
+from autoretrain.ipc import messages
 
 log = logging.getLogger("autoretrain.bus")
 HIGH_WATER_MARK = 10_000

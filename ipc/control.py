@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import zmq
 
-from daemon.errors import EX_UNAVAILABLE, AutoretrainError
+from autoretrain.daemon.foundation.errors import EX_UNAVAILABLE, AutoretrainError
 
 log = logging.getLogger("autoretrain.control")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from models.features import WARMUP_CANDLES
+from autoretrain.models.features import WARMUP_CANDLES
 
 CLIP = 10.0
 MIN_STD = 1e-8

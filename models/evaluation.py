@@ -17,7 +17,7 @@ from math import comb
 from typing import Any, Literal
 
 import numpy as np
-from daemon.timeframes import pct
+from autoretrain.daemon.foundation.timeframes import pct
 
 PromoteMode = Literal["auto", "always", "never"]
 

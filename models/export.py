@@ -21,8 +21,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from models.lstm import DirectionLSTM, ProbabilityModel
-from models.runtime import INPUT_NAME, OUTPUT_NAME, PARITY_FILE, make_session, parity_gap, parity_ok, parity_verdict
+from autoretrain.models.lstm import DirectionLSTM, ProbabilityModel
+from autoretrain.models.runtime import INPUT_NAME, OUTPUT_NAME, PARITY_FILE, make_session, parity_gap, parity_ok, parity_verdict
 
 _NOISY_LOGGERS = ("torch.onnx", "torch._dynamo", "torch.export", "torch.fx", "onnxscript", "onnx_ir")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models import indicators as ind
+from autoretrain.models import indicators as ind
 
 FEATURE_SET_VERSION = "f28-v1"
 WARMUP_CANDLES = 200

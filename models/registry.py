@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from daemon.errors import EX_DATAERR, AutoretrainError, NoInputError, UsageError
-from daemon.timeframes import iso
+from autoretrain.daemon.foundation.errors import EX_DATAERR, AutoretrainError, NoInputError, UsageError
+from autoretrain.daemon.foundation.timeframes import iso
 
 POINTER_FILE = "promoted.json"
 COUNTER_FILE = "last_version"

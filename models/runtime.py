@@ -22,9 +22,9 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from daemon.errors import EX_DATAERR, AutoretrainError
-from models.dataset import Normaliser, windows
-from models.features import FEATURE_NAMES, FEATURE_SET_VERSION, N_FEATURES, WARMUP_CANDLES, compute_features
+from autoretrain.daemon.foundation.errors import EX_DATAERR, AutoretrainError
+from autoretrain.models.dataset import Normaliser, windows
+from autoretrain.models.features import FEATURE_NAMES, FEATURE_SET_VERSION, N_FEATURES, WARMUP_CANDLES, compute_features
 
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from daemon.config import ModelConfig, TrainingConfig
-from daemon.errors import AutoretrainError, UsageError
-from daemon.timeframes import pct
-from models.lstm import DirectionLSTM
+from autoretrain.daemon.foundation.config import ModelConfig, TrainingConfig
+from autoretrain.daemon.foundation.errors import AutoretrainError, UsageError
+from autoretrain.daemon.foundation.timeframes import pct
+from autoretrain.models.lstm import DirectionLSTM
 
 log = logging.getLogger("autoretrain.model")
 ProgressCallback = Callable[[int, int, float], None]

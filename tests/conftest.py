@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from daemon.candles import CANDLE_DTYPE
-from daemon.timeframes import HOUR_MS  # noqa: F401 - re-exported for the tests
+from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.daemon.foundation.timeframes import HOUR_MS  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -65,5 +65,5 @@ def run_ctl(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     """Run `autoretrainctl` as a real subprocess (python -m daemon.ctl) and capture its output."""
     inherited = {k: v for k, v in os.environ.items() if k not in _DAEMON_ENV}
     full_env = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "daemon.ctl", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "autoretrain.daemon.cli.main", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd or ROOT, timeout=timeout)

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import yaml
 
-from daemon.config import Config, load_config
-from ipc.control import ControlClient
+from autoretrain.daemon.foundation.config import Config, load_config
+from autoretrain.ipc.control import ControlClient
 from tests.conftest import ROOT
 
 FAST_SUPERVISOR = {"restart_backoff_initial": 0.2, "restart_backoff_max": 2.0, "max_restarts": 5,
@@ -95,7 +95,7 @@ class Daemon:
                                                                 "RUNTIME_DIRECTORY", "JOURNAL_STREAM")}
         env.update({"PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(self.notify.path), **extra_env})
         self._log = open(self.stderr_path, "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "daemon.supervisor", "--config", str(self.config_path)],
+        self.process = subprocess.Popen([sys.executable, "-m", "autoretrain.daemon.supervisor.arbiter", "--config", str(self.config_path)],
                                         env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 

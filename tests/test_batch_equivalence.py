@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.algorithms import REQUIRED_CANDLES, votes, votes_batch
-from daemon.config import SignalsConfig, SimulatedConfig
-from daemon.signals import compute_signal, compute_signals
-from daemon.sources.simulated import SimulatedSource
-from models import indicators as ind
-from models.features import compute_features
+from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES, votes, votes_batch
+from autoretrain.daemon.foundation.config import SignalsConfig, SimulatedConfig
+from autoretrain.daemon.signals.vote import compute_signal, compute_signals
+from autoretrain.daemon.market.simulated import SimulatedSource
+from autoretrain.models import indicators as ind
+from autoretrain.models.features import compute_features
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon import candles as candle_ops
-from daemon.candle_store import CandleStore
-from daemon.db import connect
-from daemon.errors import StoreError
+from autoretrain.daemon.foundation import candles as candle_ops
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.store.connection import connect
+from autoretrain.daemon.foundation.errors import StoreError
 from tests.conftest import HOUR_MS, ROOT, random_walk_candles
 
 START = 1_704_067_200_000
@@ -85,8 +85,8 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path: Path) -> None:
 
 WRITER = r"""
 import sys, numpy as np
-from daemon.candle_store import CandleStore
-from daemon.candles import CANDLE_DTYPE
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
 path, worker, rounds, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 H = 3_600_000
 store = CandleStore(path)
@@ -122,8 +122,8 @@ def test_concurrent_writers_in_several_processes(tmp_path: Path) -> None:
 
 KILLED_WRITER = r"""
 import sys, numpy as np
-from daemon.candle_store import CandleStore
-from daemon.candles import CANDLE_DTYPE
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
 path, size = sys.argv[1], int(sys.argv[2])
 H = 3_600_000
 store = CandleStore(path)

@@ -10,11 +10,11 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from daemon.backfill import backfill
-from daemon.candle_store import CandleStore
-from daemon.errors import ConfigError, SourceUnavailable, UsageError
-from daemon.sources.ccxt_source import CcxtSource
-from daemon.sources.retry import Backoff, parse_retry_after
+from autoretrain.daemon.market.backfill import backfill
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
+from autoretrain.daemon.market.ccxt_source import CcxtSource
+from autoretrain.daemon.market.retry import Backoff, parse_retry_after
 from tests.conftest import HOUR_MS, run_ctl
 from tests.fakes.binance import FakeBinance, Fault
 

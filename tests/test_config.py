@@ -7,8 +7,8 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from daemon.config import Config, build_config, load_config
-from daemon.errors import EX_CONFIG, ConfigError
+from autoretrain.daemon.foundation.config import Config, build_config, load_config
+from autoretrain.daemon.foundation.errors import EX_CONFIG, ConfigError
 from tests.conftest import ROOT, run_ctl
 
 

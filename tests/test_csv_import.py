@@ -10,10 +10,10 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from daemon.candle_store import CandleStore
-from daemon.config import load_config
-from daemon.errors import DataError
-from daemon.sources.csv_file import read_candle_csv
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.foundation.config import load_config
+from autoretrain.daemon.foundation.errors import DataError
+from autoretrain.daemon.market.csv_file import read_candle_csv
 from tests.conftest import HOUR_MS, random_walk_candles, run_ctl
 
 HEADER = "timestamp,open,high,low,close,volume"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.timeframes import HOUR_MS
+from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from tests.daemon_harness import FAST_SUPERVISOR, Daemon, signal_coverage
 from tests.fakes.binance import FakeBinance
 

@@ -14,10 +14,10 @@ from typing import Iterator
 import pytest
 import zmq
 
-from daemon.supervisor import runtime_files
-from ipc.control import socket_mode
-from models.registry import Registry
-from models.runtime import ModelRejected, ModelRunner
+from autoretrain.daemon.supervisor.arbiter import runtime_files
+from autoretrain.ipc.control import socket_mode
+from autoretrain.models.registry import Registry
+from autoretrain.models.runtime import ModelRejected, ModelRunner
 from tests.conftest import run_ctl
 from tests.daemon_harness import Daemon, simulated_config
 

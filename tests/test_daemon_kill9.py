@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from models.registry import Registry
-from models.runtime import ModelRunner
+from autoretrain.models.registry import Registry
+from autoretrain.models.runtime import ModelRunner
 from tests.conftest import run_ctl
 from tests.daemon_harness import Daemon, signal_coverage, simulated_config
 

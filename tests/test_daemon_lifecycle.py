@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.retrain_policy import RetrainDecision, log_line
-from daemon.timeframes import iso, parse_iso_ms
+from autoretrain.daemon.signals.policy import RetrainDecision, log_line
+from autoretrain.daemon.foundation.timeframes import iso, parse_iso_ms
 from tests.conftest import HOUR_MS, ROOT, run_ctl
 from tests.daemon_harness import FAST_SUPERVISOR, Daemon, signal_coverage
 

@@ -13,8 +13,8 @@ from typing import Any, Iterator
 import pytest
 import zmq
 
-from daemon.errors import AutoretrainError
-from ipc.control import ControlClient, ControlError, ControlServer, DaemonUnavailable, socket_mode
+from autoretrain.daemon.foundation.errors import AutoretrainError
+from autoretrain.ipc.control import ControlClient, ControlError, ControlServer, DaemonUnavailable, socket_mode
 
 
 def handler(command: str, args: dict[str, Any]) -> dict[str, Any]:

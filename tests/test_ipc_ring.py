@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.candles import CANDLE_DTYPE
-from ipc.ring import CandleRing, RingError, ring_path
+from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.ring import CandleRing, RingError, ring_path
 from tests.conftest import HOUR_MS, ROOT, random_walk_candles
 
 
@@ -55,8 +55,8 @@ def test_attach_refuses_what_is_not_a_ring(tmp_path: Path) -> None:
 
 WRITER = r"""
 import sys, time, numpy as np
-from ipc.ring import CandleRing
-from daemon.candles import CANDLE_DTYPE
+from autoretrain.ipc.ring import CandleRing
+from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
 ring = CandleRing.attach(sys.argv[1], writable=True)
 deadline = time.monotonic() + float(sys.argv[2])
 ts = 1

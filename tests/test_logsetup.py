@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.logsetup import setup_logging, stream_is_journal
+from autoretrain.daemon.foundation.logs import setup_logging, stream_is_journal
 from tests.conftest import ROOT
 
 
@@ -92,7 +92,7 @@ def test_log_file_receives_the_same_lines(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_uncaught_exception_in_a_process_is_one_record() -> None:
     code = (
-        "from daemon.logsetup import setup_logging, log_uncaught\n"
+        "from autoretrain.daemon.foundation.logs import setup_logging, log_uncaught\n"
         "log = setup_logging('child')\nlog_uncaught(log)\n"
         "def explode():\n    raise RuntimeError('boom')\nexplode()\n"
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from models.registry import Registry
+from autoretrain.models.registry import Registry
 from tests.conftest import run_ctl
 from tests.test_model_support import FAST, SYMBOL, TIMEFRAME, fast_config, regime_series, store_candles, trained_version
 

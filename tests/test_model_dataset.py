@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import dataset as ds
-from models.features import WARMUP_CANDLES, compute_features
+from autoretrain.models import dataset as ds
+from autoretrain.models.features import WARMUP_CANDLES, compute_features
 from tests.conftest import HOUR_MS, random_walk_candles
 
 

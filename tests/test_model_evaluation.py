@@ -7,7 +7,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from models import evaluation as ev
+from autoretrain.models import evaluation as ev
 
 
 def _pairs(only_a: int, only_b: int, both: int = 5, neither: int = 3) -> tuple[np.ndarray, np.ndarray]:

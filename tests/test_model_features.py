@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.sources.csv_file import read_candle_csv
-from models.features import FEATURE_NAMES, FEATURE_SET_VERSION, WARMUP_CANDLES, compute_features
+from autoretrain.daemon.market.csv_file import read_candle_csv
+from autoretrain.models.features import FEATURE_NAMES, FEATURE_SET_VERSION, WARMUP_CANDLES, compute_features
 from tests.conftest import random_walk_candles
 from tests.test_model_support import regime_series
 

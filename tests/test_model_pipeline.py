@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.candle_store import CandleStore
-from daemon.errors import DataError
-from daemon.retrain_runs import RetrainRuns
-from daemon.timeframes import HOUR_MS
-from models.dataset import Normaliser
-from models.features import FEATURE_NAMES, FEATURE_SET_VERSION, compute_features
-from models.pipeline import run_training
-from models.registry import Registry
-from models.training import TrainingAborted
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.foundation.errors import DataError
+from autoretrain.daemon.store.retrain_runs import RetrainRuns
+from autoretrain.daemon.foundation.timeframes import HOUR_MS
+from autoretrain.models.dataset import Normaliser
+from autoretrain.models.features import FEATURE_NAMES, FEATURE_SET_VERSION, compute_features
+from autoretrain.daemon.processes.retrain_job import run_training
+from autoretrain.models.registry import Registry
+from autoretrain.models.training import TrainingAborted
 from tests.test_model_support import SYMBOL, TIMEFRAME, fast_config, regime_series, store_candles
 
 

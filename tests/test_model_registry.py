@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import NoInputError, UsageError
-from models.registry import Registry, RegistryError, parse_version
+from autoretrain.daemon.foundation.errors import NoInputError, UsageError
+from autoretrain.models.registry import Registry, RegistryError, parse_version
 from tests.conftest import ROOT
 
 SYMBOL, TF = "BTC/USDT", "1h"
@@ -111,7 +111,7 @@ def test_corrupt_pointer_is_reported_not_guessed(tmp_path: Path) -> None:
 
 _READER = textwrap.dedent("""
     import hashlib, json, sys, time
-    from models.registry import Registry
+    from autoretrain.models.registry import Registry
     registry = Registry(sys.argv[1])
     seen, errors, deadline = {}, [], time.monotonic() + float(sys.argv[2])
     while time.monotonic() < deadline:
@@ -145,7 +145,7 @@ def test_readers_racing_promotions_see_old_or_new_never_a_mix(tmp_path: Path) ->
 
 
 def test_promote_with_expected_refuses_when_the_champion_moved(tmp_path) -> None:
-    from models.registry import ChampionChanged, Registry
+    from autoretrain.models.registry import ChampionChanged, Registry
 
     registry = Registry(tmp_path / "models")
     for _ in range(3):

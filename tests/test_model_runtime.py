@@ -14,9 +14,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from models.dataset import windows
-from models.features import WARMUP_CANDLES, compute_features
-from models.runtime import ModelRejected, ModelRunner, NotEnoughHistory, sha256_bytes
+from autoretrain.models.dataset import windows
+from autoretrain.models.features import WARMUP_CANDLES, compute_features
+from autoretrain.models.runtime import ModelRejected, ModelRunner, NotEnoughHistory, sha256_bytes
 from tests.conftest import ROOT
 from tests.test_model_support import copy_version, regime_series, trained_version
 
@@ -171,9 +171,9 @@ def test_runtime_never_imports_torch(version: Path) -> None:
     script = textwrap.dedent(f"""
         import sys
         import numpy as np
-        import models.runtime, models.registry, models.features, models.dataset, models.evaluation
-        from daemon.sources.simulated import Regime, SimulatedSeries
-        runner = models.runtime.ModelRunner.load({str(version)!r})
+        import autoretrain.models.runtime, autoretrain.models.registry, autoretrain.models.features, autoretrain.models.dataset, autoretrain.models.evaluation
+        from autoretrain.daemon.market.simulated import Regime, SimulatedSeries
+        runner = autoretrain.models.runtime.ModelRunner.load({str(version)!r})
         series = SimulatedSeries(7, "SIM/USDT", "1h", 1_704_067_200_000, 100.0, [Regime("momentum", 3000, 0.5, 0.01)])
         p = runner.predict(series.candles(0, 599))
         assert 0 < p < 1

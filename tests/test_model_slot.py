@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.model_slot import ModelSlot
-from models.registry import Registry
-from models.runtime import ModelRunner
+from autoretrain.daemon.processes.model_slot import ModelSlot
+from autoretrain.models.registry import Registry
+from autoretrain.models.runtime import ModelRunner
 from tests.test_model_support import trained_version
 
 

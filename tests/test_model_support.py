@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from daemon.candle_store import CandleStore
-from daemon.config import Config, build_config
-from daemon.sources.simulated import Regime, SimulatedSeries
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.foundation.config import Config, build_config
+from autoretrain.daemon.market.simulated import Regime, SimulatedSeries
 
 SYMBOL = "SIM/USDT"
 TIMEFRAME = "1h"
@@ -63,7 +63,7 @@ _TRAINED: dict[str, Path] = {}
 def trained_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real version folder (trained, exported, registered) built once per test session; copy before changing it."""
     if "path" not in _TRAINED:
-        from models.pipeline import run_training
+        from autoretrain.daemon.processes.retrain_job import run_training
 
         state = tmp_path_factory.mktemp("trained") / "state"
         config = fast_config(state)

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.algorithms import REQUIRED_CANDLES
-from daemon.candle_store import CandleStore
-from daemon.config import SignalsConfig
-from daemon.db import connect
-from daemon.outcomes import trade_result
-from daemon.signal_store import SignalStore
-from daemon.signals import BUY, HOLD, SELL, compute_signal
-from daemon.sources.csv_file import read_candle_csv
+from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.foundation.config import SignalsConfig
+from autoretrain.daemon.store.connection import connect
+from autoretrain.daemon.signals.outcomes import trade_result
+from autoretrain.daemon.store.signals import SignalStore
+from autoretrain.daemon.signals.vote import BUY, HOLD, SELL, compute_signal
+from autoretrain.daemon.market.csv_file import read_candle_csv
 from tests.test_signals_store import EX, SYM, TF, Market, rising, trade, ts_at
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.db import connect
-from daemon.performance import ALGORITHMS_ONLY, Stats, compute_performance
-from daemon.retrain_runs import FAILED, PROMOTED, REJECTED, RetrainRuns
-from daemon.signals import BUY, HOLD, SELL
+from autoretrain.daemon.store.connection import connect
+from autoretrain.daemon.signals.performance import ALGORITHMS_ONLY, Stats, compute_performance
+from autoretrain.daemon.store.retrain_runs import FAILED, PROMOTED, REJECTED, RetrainRuns
+from autoretrain.daemon.signals.vote import BUY, HOLD, SELL
 from tests.test_signals_store import EX, SYM, TF, Market, rising, trade, ts_at
 
 
@@ -147,8 +147,8 @@ def test_a_restart_rebuilds_the_same_performance(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("scope", ["current_model", "rolling"])
 def test_the_policys_indexed_reads_agree_with_the_full_performance(tmp_path: Path, scope: str) -> None:
-    from daemon.config import build_config
-    from daemon.retrain_policy import PolicyInputs, policy_inputs
+    from autoretrain.daemon.foundation.config import build_config
+    from autoretrain.daemon.signals.policy import PolicyInputs, policy_inputs
 
     market = Market(tmp_path / "p.db")
     play_history(market)

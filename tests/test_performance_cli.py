@@ -8,10 +8,10 @@ from typing import Callable
 
 import pytest
 
-from daemon.config import Config, load_config
-from daemon.performance import compute_performance
-from daemon.retrain_runs import REJECTED, RetrainRuns
-from models.registry import Registry
+from autoretrain.daemon.foundation.config import Config, load_config
+from autoretrain.daemon.signals.performance import compute_performance
+from autoretrain.daemon.store.retrain_runs import REJECTED, RetrainRuns
+from autoretrain.models.registry import Registry
 from tests.conftest import run_ctl
 from tests.test_signals_store import EX, SYM, TF, Market, ts_at
 
@@ -60,7 +60,7 @@ def test_performance_json_matches_the_store(filled: tuple[Path, Config]) -> None
     result = run_ctl("performance", SYM, "--timeframe", TF, "--json", "--config", str(path))
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
-    from daemon.db import connect
+    from autoretrain.daemon.store.connection import connect
 
     expected = compute_performance(connect(config.db_path), EX, SYM, TF, window=config.signals.performance_window,
                                    current_window=config.auto_training.rolling_window).as_dict()
@@ -73,7 +73,7 @@ def test_performance_json_matches_the_store(filled: tuple[Path, Config]) -> None
 def test_performance_while_the_daemon_holds_the_write_lock(filled: tuple[Path, Config]) -> None:
     """WAL: a report reads beside a writer in the middle of a transaction (a running daemon)."""
     path, config = filled
-    from daemon.db import connect
+    from autoretrain.daemon.store.connection import connect
 
     writer = connect(config.db_path)
     writer.execute("BEGIN IMMEDIATE")

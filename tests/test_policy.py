@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 import pytest
 
-from daemon.config import Config, build_config
-from daemon.retrain_policy import (
+from autoretrain.daemon.foundation.config import Config, build_config
+from autoretrain.daemon.signals.policy import (
     FIRST_MODEL,
     PERFORMANCE,
     PERIODIC,
@@ -22,8 +22,8 @@ from daemon.retrain_policy import (
     decide,
     log_line,
 )
-from daemon.retrain_runs import FAILED, PROMOTED, REJECTED, RetrainRuns
-from daemon.timeframes import HOUR_MS
+from autoretrain.daemon.store.retrain_runs import FAILED, PROMOTED, REJECTED, RetrainRuns
+from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from tests.conftest import run_ctl
 from tests.test_signals_store import EX, SYM, TF, Market
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.db import connect
-from daemon.retrain_runs import RetrainRuns, owner_alive, this_owner
+from autoretrain.daemon.store.connection import connect
+from autoretrain.daemon.store.retrain_runs import RetrainRuns, owner_alive, this_owner
 
 KEY = ("binance", "BTC/USDT", "1h")
 

@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from daemon.sd_notify import notify, watchdog_interval
+from autoretrain.daemon.supervisor.sd_notify import notify, watchdog_interval
 
 
 def test_notify_sends_one_datagram_with_all_assignments(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import StoreError
-from daemon.signal_start import FILE_NAME, SignalStart
+from autoretrain.daemon.foundation.errors import StoreError
+from autoretrain.daemon.store.signal_start import FILE_NAME, SignalStart
 
 
 def test_the_start_is_fixed_once_and_remembered(tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from daemon import algorithms
-from daemon.candles import CANDLE_DTYPE
-from daemon.config import SignalsConfig
-from daemon.signals import BUY, HOLD, SELL, classify, compute_signal, probability_up
-from models import indicators
+from autoretrain.daemon.signals import algorithms
+from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.daemon.foundation.config import SignalsConfig
+from autoretrain.daemon.signals.vote import BUY, HOLD, SELL, classify, compute_signal, probability_up
+from autoretrain.models import indicators
 from tests.conftest import random_walk_candles
 
 

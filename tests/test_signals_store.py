@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon.candle_store import CandleStore
-from daemon.candles import CANDLE_DTYPE
-from daemon.db import connect
-from daemon.signal_store import SignalStore
-from daemon.signals import BUY, HOLD, SELL, Signal
-from daemon.timeframes import HOUR_MS
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.daemon.store.connection import connect
+from autoretrain.daemon.store.signals import SignalStore
+from autoretrain.daemon.signals.vote import BUY, HOLD, SELL, Signal
+from autoretrain.daemon.foundation.timeframes import HOUR_MS
 
 EX, SYM, TF = "binance", "BTC/USDT", "1h"
 BASE_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from daemon import candles as candle_ops
-from daemon.config import SimulatedConfig
-from daemon.sources.clock import MarketClock
-from daemon.sources.simulated import SimulatedSource
-from daemon.timeframes import parse_iso_ms
+from autoretrain.daemon.foundation import candles as candle_ops
+from autoretrain.daemon.foundation.config import SimulatedConfig
+from autoretrain.daemon.market.clock import MarketClock
+from autoretrain.daemon.market.simulated import SimulatedSource
+from autoretrain.daemon.foundation.timeframes import parse_iso_ms
 from tests.conftest import HOUR_MS, run_ctl
 
 START = parse_iso_ms("2024-01-01T00:00:00Z")
@@ -167,7 +167,7 @@ def test_download_shows_a_progress_bar_on_a_terminal_only(write_config) -> None:
     main, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100"}
-    process = subprocess.Popen([sys.executable, "-m", "daemon.ctl", "--config", str(config), "download", "BTC/USDT",
+    process = subprocess.Popen([sys.executable, "-m", "autoretrain.daemon.cli.main", "--config", str(config), "download", "BTC/USDT",
                                 "--days", "120"], stdout=subprocess.PIPE, stderr=terminal, env=env)
     os.close(terminal)
     shown = b""

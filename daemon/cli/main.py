@@ -1,0 +1,82 @@
+"""`autoretrainctl`: the operator's command line, offline commands and (later) the daemon's control socket.
+
+Every failure ends in one line on stderr, `autoretrainctl: error: ...`, and a sysexits-style code:
+78 for configuration, 65 for bad data, 66 for a missing file, 69 for an unreachable exchange,
+2 for a bad command line. Results go to stdout, as text or, with `--json`, as one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import NoReturn, Sequence
+
+from autoretrain.daemon.cli import data as data_commands
+from autoretrain.daemon.cli import live as live_commands
+from autoretrain.daemon.cli import model as model_commands
+from autoretrain.daemon.cli import performance as performance_commands
+from autoretrain.daemon.foundation.config import load_config
+from autoretrain.daemon.foundation.errors import EX_SOFTWARE, AutoretrainError
+from autoretrain.daemon.foundation.logs import setup_logging
+
+PROG = "autoretrainctl"
+EX_BAD_COMMAND_LINE = 2
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit 2), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EX_BAD_COMMAND_LINE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every subcommand accepts, before or after its name."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                        help="configuration file (default: $AUTORETRAIN_CONFIG, then ./config.yaml)")
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="log progress (-v) or debug detail (-vv) to stderr")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(prog=PROG, description="Control and feed the autoretrain daemon.")
+    parser.add_argument("--config", default=None, metavar="PATH",
+                        help="configuration file (default: $AUTORETRAIN_CONFIG, then ./config.yaml)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="log progress (-v) or debug detail (-vv) to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
+    commands.required = True
+    for area in (data_commands, model_commands, performance_commands, live_commands):
+        area.register(commands, common_options())
+    return parser
+
+
+def _log_level(verbose: int) -> str:
+    return "DEBUG" if verbose >= 2 else "INFO" if verbose == 1 else "WARNING"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging("ctl", _log_level(args.verbose))
+    try:
+        config = load_config(args.config)
+        return int(args.handler(args, config) or 0)
+    except AutoretrainError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        logging.getLogger("autoretrain").debug("internal error", exc_info=True)
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
+        return EX_SOFTWARE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

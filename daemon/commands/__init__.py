@@ -1,1 +1,0 @@
-"""Subcommands of autoretrainctl, one module per area (data, models, live daemon)."""

@@ -1,0 +1,168 @@
+"""Candles from any ccxt exchange: paginated, retried, validated, closed candles only.
+
+`market.exchange_params` goes to the ccxt constructor as-is (API keys, `urls`, `options`, `timeout`),
+which is also how tests point ccxt at a local fake exchange. Network errors, timeouts, 429 and 5xx
+and malformed responses are retried with exponential backoff and jitter (honouring Retry-After).
+An empty page before the exchange's current time is not the end: it is retried, and if the exchange
+still returns nothing the range is reported as a hole.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Iterator
+
+from autoretrain.daemon.foundation import candles as candle_ops
+from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
+from autoretrain.daemon.market.base import Batch, CandleSource, Hole
+from autoretrain.daemon.market.retry import Backoff, call_with_retry, parse_retry_after
+from autoretrain.daemon.foundation.timeframes import floor_to_timeframe, iso, last_closed_open_ms, timeframe_ms
+
+log = logging.getLogger("autoretrain.ccxt")
+
+
+class MalformedResponse(Exception):
+    """The exchange answered, but not with what the API promises (bad JSON, wrong shape)."""
+
+
+def _import_ccxt() -> Any:
+    import ccxt  # imported lazily: it is large, and only this source needs it
+
+    return ccxt
+
+
+class CcxtSource(CandleSource):
+    blocking = True
+
+    def __init__(self, exchange_id: str, params: dict[str, Any] | None = None, *, backoff: Backoff | None = None,
+                 page_limit: int = 1000, sleep: Callable[[float], None] = time.sleep,
+                 clock_refresh_s: float = 5.0) -> None:
+        ccxt = _import_ccxt()
+        if exchange_id not in ccxt.exchanges:
+            raise ConfigError(f"market.exchange: unknown ccxt exchange {exchange_id!r}", key_path="market.exchange")
+        settings: dict[str, Any] = {"enableRateLimit": True, "enableLastResponseHeaders": True,
+                                    "enableLastJsonResponse": True}
+        settings.update(params or {})
+        try:
+            self.client = getattr(ccxt, exchange_id)(settings)
+        except Exception as exc:  # noqa: BLE001 - ccxt raises many kinds for bad parameters
+            raise ConfigError(f"market.exchange_params: rejected by ccxt {exchange_id}: {exc}",
+                              key_path="market.exchange_params") from None
+        self._ccxt = ccxt
+        self.exchange = exchange_id
+        self.backoff = backoff or Backoff()
+        self.page_limit = page_limit
+        self.sleep = sleep
+        self._markets_loaded = False
+        self.clock_refresh_s = clock_refresh_s
+        self._clock_due = 0.0
+        self._offset_ms = 0.0
+
+    # -- calls with retries -------------------------------------------------------------------------
+
+    def _is_retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, (self._ccxt.OperationFailed, MalformedResponse))
+
+    def _retry_after(self, exc: BaseException) -> float | None:
+        if isinstance(exc, (self._ccxt.DDoSProtection, self._ccxt.RateLimitExceeded, self._ccxt.ExchangeNotAvailable)):
+            return parse_retry_after(getattr(self.client, "last_response_headers", None))
+        return None
+
+    def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call_with_retry(call, what=f"{self.exchange} {what}", backoff=self.backoff,
+                                   is_retryable=self._is_retryable, retry_after=self._retry_after,
+                                   sleep=self.sleep)
+        except SourceUnavailable:
+            raise
+        except self._ccxt.BadSymbol as exc:
+            raise UsageError(f"{self.exchange}: {exc}") from None
+        except self._ccxt.AuthenticationError as exc:
+            raise ConfigError(f"market.exchange_params: {self.exchange} refused the credentials: {exc}",
+                              key_path="market.exchange_params") from None
+        except self._ccxt.BaseError as exc:
+            raise SourceUnavailable(f"{self.exchange} {what} failed: {type(exc).__name__}: {exc}") from None
+
+
+    def _ensure_markets(self, symbol: str, timeframe: str) -> None:
+        if not self._markets_loaded:
+            self._call("load_markets", self.client.load_markets)
+            self._markets_loaded = True
+        if symbol not in (self.client.markets or {}):
+            raise UsageError(f"{self.exchange} has no market {symbol!r}")
+        timeframes = getattr(self.client, "timeframes", None) or {}
+        if timeframes and timeframe not in timeframes:
+            raise UsageError(f"{self.exchange} has no {timeframe!r} candles (it has {', '.join(timeframes)})")
+        if not self.client.has.get("fetchOHLCV"):
+            raise UsageError(f"{self.exchange} does not serve candles (no fetchOHLCV in ccxt)")
+
+    def now_ms(self) -> int:
+        """The exchange's clock: local time plus an offset re-measured with fetch_time at most every
+        `clock_refresh_s`. Never raises: when the exchange cannot be asked, the last offset stands."""
+        if self.client.has.get("fetchTime") and time.monotonic() >= self._clock_due:
+            self._clock_due = time.monotonic() + self.clock_refresh_s
+            before = time.time()
+            try:
+                value = self.client.fetch_time()
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the last offset, ask again later
+                log.warning("%s fetch_time failed (%s: %s); using the last known clock offset", self.exchange,
+                            type(exc).__name__, " ".join(str(exc).split())[:120])
+            else:
+                if isinstance(value, (int, float)) and value > 0:
+                    self._offset_ms = float(value) - (before + time.time()) / 2 * 1000
+        return int(time.time() * 1000 + self._offset_ms)
+
+    def _fetch_page(self, symbol: str, timeframe: str, since_ms: int) -> list[Any]:
+        def call() -> list[Any]:
+            rows = self.client.fetch_ohlcv(symbol, timeframe, since=since_ms, limit=self.page_limit)
+            body = getattr(self.client, "last_http_response", None)
+            if isinstance(body, str) and body.strip() and getattr(self.client, "last_json_response", 0) is None:
+                raise MalformedResponse(f"response is not JSON: {body.strip()[:60]!r}")
+            if not isinstance(rows, list) or any(not isinstance(r, (list, tuple)) or len(r) < 6 for r in rows):
+                raise MalformedResponse("response is not a list of [time, open, high, low, close, volume] rows")
+            return rows
+
+        return self._call(f"fetch_ohlcv {symbol} {timeframe} since {iso(since_ms)}", call)
+
+    # -- pagination -----------------------------------------------------------------------------------
+
+    def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int | None = None) -> Iterator[Batch]:
+        step = timeframe_ms(timeframe)
+        self._ensure_markets(symbol, timeframe)
+        now = self.now_ms()
+        end = last_closed_open_ms(now, timeframe)
+        if until_ms is not None:
+            end = min(end, floor_to_timeframe(until_ms, timeframe))
+        start = floor_to_timeframe(since_ms + step - 1, timeframe)
+        cursor = start
+        empty_pages = 0
+        while cursor <= end:
+            rows = self._fetch_page(symbol, timeframe, cursor)
+            parsed, rejected = candle_ops.from_rows(rows)
+            in_range = parsed[(parsed["ts"] >= cursor) & (parsed["ts"] <= end)]
+            if len(in_range) == 0:
+                empty_pages += 1
+                if empty_pages < self.backoff.attempts:
+                    wait = self.backoff.delay(empty_pages - 1)
+                    log.warning("%s returned no candles for %s %s from %s although its time is %s; retry in %.1fs",
+                                self.exchange, symbol, timeframe, iso(cursor), iso(now), wait)
+                    self.sleep(wait)
+                    continue
+                hole = Hole(cursor, end, f"{self.exchange} returned no candles after {empty_pages} attempts")
+                log.error("hole in %s %s: %s", symbol, timeframe, hole.describe())
+                yield Batch(candle_ops.empty(), rejected, [hole], cursor_ts=end + step, start_ts=start, end_ts=end)
+                return
+            empty_pages = 0
+            valid, invalid = candle_ops.validate(in_range, timeframe, now)
+            valid, conflicts = candle_ops.normalise(valid)
+            for conflict in conflicts:
+                log.warning("%s sent two different candles for %s %s at %s; keeping the later one",
+                            self.exchange, symbol, timeframe, iso(conflict.ts))
+            cursor = int(in_range["ts"].max()) + step
+            yield Batch(valid, rejected + invalid, cursor_ts=cursor, start_ts=start, end_ts=end)
+
+    def close(self) -> None:
+        session = getattr(self.client, "session", None)
+        if session is not None and hasattr(session, "close"):
+            session.close()

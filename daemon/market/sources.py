@@ -1,0 +1,30 @@
+"""Market sources behind one interface (`CandleSource`): ccxt exchanges, CSV replay, simulated market."""
+
+from __future__ import annotations
+
+from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.market.base import Batch, CandleSource, Hole
+from autoretrain.daemon.market.retry import Backoff
+
+
+def open_source(config: Config, *, anchor_wall: float | None = None) -> CandleSource:
+    """The source `market.source` names, built from the configuration."""
+    market = config.market
+    if market.source == "simulated":
+        from autoretrain.daemon.market.simulated import SimulatedSource
+
+        return SimulatedSource(market.simulated, market.timeframe, anchor_wall=anchor_wall)
+    if market.source == "csv":
+        from autoretrain.daemon.market.csv_replay import CsvReplaySource
+
+        return CsvReplaySource(market.csv, market.timeframe, market.replay, exchange=config.store_exchange,
+                               anchor_wall=anchor_wall)
+    from autoretrain.daemon.market.ccxt_source import CcxtSource
+
+    retry = market.retry
+    return CcxtSource(market.exchange, market.exchange_params,
+                      backoff=Backoff(retry.attempts, retry.base_delay, retry.max_delay), page_limit=market.page_limit,
+                      clock_refresh_s=market.poll_interval)
+
+
+__all__ = ["Batch", "CandleSource", "Hole", "open_source"]

@@ -1,0 +1,173 @@
+"""What every child process (ingest, inference, trainer) shares: start-up, stop signal, bus, liveness.
+
+A child is started by the supervisor with `python -m daemon.<name> --config-json PATH`: the
+configuration the supervisor validated and resolved, so every process sees exactly the same one.
+It creates its own ZeroMQ context (never inherited across fork), stops cleanly on SIGTERM/SIGINT,
+and reports its state on the bus every second (`process` events) from a thread of its own, so a long
+epoch or a slow backfill page never looks like a dead process. Each report also says how long ago the
+main loop last showed progress (`stalled_s`, from `beat()`), which is what tells a busy process from a
+hung one: the supervisor's readiness, watchdog and `status` all come from these reports, and a lost
+report is simply repeated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, Callable, Protocol, Sequence
+
+import zmq
+
+from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.errors import AutoretrainError
+from autoretrain.daemon.foundation.logs import log_uncaught, setup_logging
+from autoretrain.ipc import messages
+from autoretrain.ipc.bus import Publisher, Subscriber, bus_endpoints
+
+REPORT_INTERVAL_S = 1.0
+PR_SET_PDEATHSIG = 1
+RESOLVED_CONFIG_NAME = "config.resolved.json"
+
+
+def write_resolved_config(config: Config, runtime_dir: Path) -> Path:
+    """The supervisor's validated configuration, for its children (written atomically, 0640)."""
+    path = Path(runtime_dir) / RESOLVED_CONFIG_NAME
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(config.model_dump_json())
+    os.replace(temporary, path)
+    return path
+
+
+def _stop_with_parent() -> None:
+    """Ask Linux for SIGTERM when the supervisor dies (even by SIGKILL): no orphan keeps running."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: systemd's KillMode=mixed still cleans up the unit's processes
+
+
+class Child:
+    """The running child: config, logger, bus sockets, stop flag and liveness reports."""
+
+    def __init__(self, name: str, argv: Sequence[str] | None = None) -> None:
+        parent = os.getppid()
+        _stop_with_parent()
+        parser = argparse.ArgumentParser(prog=f"autoretrain-{name}")
+        parser.add_argument("--config-json", required=True, type=Path)
+        args = parser.parse_args(argv)
+        self.name = name
+        self.config = Config.model_validate_json(args.config_json.read_text())
+        self.log = setup_logging(name, self.config.logging.level, self.config.logging.file)
+        log_uncaught(self.log)
+        self.stopping = False
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        if os.getppid() != parent:
+            self.stopping = True  # the supervisor died before we could ask to be told
+        self.context = zmq.Context()
+        publish_endpoint, subscribe_endpoint = bus_endpoints(self.config.runtime_dir)
+        self.subscribe_endpoint = subscribe_endpoint
+        self.publisher = Publisher(self.context, publish_endpoint, name)
+        self.state = "starting"
+        self.detail: dict[str, Any] = {}
+        self.started_at = time.time()
+        self._lock = threading.Lock()
+        self._beat = time.monotonic()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._reporter = threading.Thread(target=self._report_loop, args=(publish_endpoint,),
+                                          name="liveness", daemon=True)
+        self._reporter.start()
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def subscribe(self, *topics: str) -> Subscriber:
+        return Subscriber(self.context, self.subscribe_endpoint, topics)
+
+    def publish(self, topic: str, **payload: Any) -> None:
+        self.publisher.publish(topic, **payload)
+
+    def beat(self) -> None:
+        """The main loop made progress (an iteration, a page, a training batch)."""
+        self._beat = time.monotonic()
+
+    def report(self, state: str | None = None, *, force: bool = False, **detail: Any) -> None:
+        """Update what the liveness reports say (a state change or `force` is reported at once); beats."""
+        self.beat()
+        with self._lock:
+            changed = state is not None and state != self.state
+            if state is not None:
+                self.state = state
+            self.detail.update(detail)
+        if changed or force:
+            self._wake.set()
+
+    def _report_loop(self, endpoint: str) -> None:
+        """Thread: one `process` event a second (sooner after a state change), on a socket of its own."""
+        publisher = Publisher(self.context, endpoint, self.name)
+        try:
+            while True:
+                self._wake.wait(REPORT_INTERVAL_S)
+                self._wake.clear()
+                with self._lock:
+                    state, detail = self.state, dict(self.detail)
+                publisher.publish(messages.PROCESS, name=self.name, pid=os.getpid(), state=state,
+                                  started_at=self.started_at, detail=detail,
+                                  stalled_s=round(time.monotonic() - self._beat, 1))
+                if self._closing.is_set():
+                    break
+        finally:
+            time.sleep(0.05)  # let the last report leave before LINGER 0 drops it
+            publisher.close()
+
+    def sleep(self, seconds: float, step: float = 0.2) -> None:
+        """Sleep, staying responsive to a stop signal and keeping the liveness reports going."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(step, left))
+            self.report()
+
+    def close(self) -> None:
+        self._closing.set()
+        self.report("stopped", force=True)
+        self._reporter.join(5)
+        self.context.destroy(linger=0)
+
+
+class ChildBody(Protocol):
+    def run(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def run_child(name: str, make: Callable[[Child], ChildBody], argv: Sequence[str] | None = None) -> int:
+    """Start the child, build its body with `make(child)`, run it, always close both; the exit code."""
+    child = Child(name, argv)
+    try:
+        body = make(child)
+        try:
+            code = body.run()
+        finally:
+            body.close()
+    except AutoretrainError as exc:
+        child.log.error("%s cannot run: %s", name, exc)
+        code = exc.exit_code
+    except Exception:  # noqa: BLE001 - logged as one record; the supervisor restarts us
+        child.log.exception("%s failed", name)
+        code = 1
+    finally:
+        child.close()
+    return int(code or 0)

@@ -1,0 +1,214 @@
+"""The ingest process: backfill on start, then follow closed candles for every symbol.
+
+Order for every new candle: store first (durable), then the shared-memory ring, then a `candle` hint
+on the bus. After a restart it resumes from the newest stored candle (no gap, no duplicate) and
+rewrites each ring from the store, so a candle stored just before a crash still reaches the ring.
+Symbols that close together are stored in one transaction. With a network source each symbol is
+fetched in a worker thread, so one slow symbol never holds the others back.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from autoretrain.daemon.market.backfill import backfill
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.foundation.candles import Rejection, empty
+from autoretrain.daemon.processes.child import Child, run_child
+from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
+from autoretrain.daemon.market.sources import CandleSource, open_source
+from autoretrain.daemon.market.clock import load_or_create_anchor
+from autoretrain.daemon.foundation.timeframes import DAY_MS, iso, last_closed_open_ms, timeframe_ms
+from autoretrain.ipc import messages
+from autoretrain.ipc.ring import CandleRing, ring_path
+
+ANCHOR_FILE = "market-clock.json"
+
+
+def market_identity(config: Config) -> dict[str, object] | None:
+    """What defines an accelerated market's clock; None for a real exchange (its own clock)."""
+    market = config.market
+    if market.source == "simulated":
+        return {"source": "simulated", "timeframe": market.timeframe, **market.simulated.model_dump()}
+    if market.source == "csv":
+        return {"source": "csv", "timeframe": market.timeframe, "files": market.csv, **market.replay.model_dump()}
+    return None
+
+
+def open_market(config: Config) -> CandleSource:
+    identity = market_identity(config)
+    anchor = load_or_create_anchor(config.state_dir / ANCHOR_FILE, identity) if identity else None
+    return open_source(config, anchor_wall=anchor)
+
+
+@dataclass
+class SymbolFeed:
+    symbol: str
+    ring: CandleRing
+    last_ts: int | None = None
+    fetching: futures.Future | None = None
+    retry_at: float = 0.0  # monotonic time before which a failed symbol is not fetched again
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class Ingest:
+    def __init__(self, child: Child) -> None:
+        self.child = child
+        self.config = child.config
+        self.timeframe = self.config.market.timeframe
+        self.step = timeframe_ms(self.timeframe)
+        self.source = open_market(self.config)
+        self.store = CandleStore(self.config.db_path, autocheckpoint=False)
+        self.exchange = self.source.exchange
+        self.feeds = {
+            symbol: SymbolFeed(symbol, CandleRing.attach(ring_path(self.config.runtime_dir, symbol, self.timeframe),
+                                                         writable=True))
+            for symbol in self.config.market.symbols
+        }
+        self.pool = futures.ThreadPoolExecutor(max_workers=min(16, len(self.feeds)), thread_name_prefix="fetch") \
+            if self.source.blocking else None
+
+    # -- start-up --------------------------------------------------------------------------------------
+
+    def backfill_all(self) -> None:
+        days = self.config.market.backfill_days or self.config.training.days
+        now = self.source.now_ms()
+        for feed in self.feeds.values():
+            if self.child.stopping:
+                return
+            last = self.store.summary(self.exchange, feed.symbol, self.timeframe).last_ts
+            since = max(now - int(days * DAY_MS), (last + self.step) if last is not None else 0)
+            self.child.report("backfilling", symbol=feed.symbol, backfill_page=0)
+
+            def progress(cursor: int, start: int, end: int, symbol: str = feed.symbol) -> None:
+                self.child.report(symbol=symbol, backfill_cursor=iso(cursor), backfill_end=iso(end))
+
+            try:
+                report = backfill(self.source, self.store, feed.symbol, self.timeframe, since, progress=progress)
+            except UsageError as exc:  # the exchange does not list this symbol or timeframe: fix the config
+                raise ConfigError(f"market.symbols: {exc}", key_path="market.symbols") from None
+            except SourceUnavailable as exc:
+                # the exchange is down: serve what is stored and catch up when it answers again
+                self.child.log.error("backfill of %s failed: %s; following from the stored candles", feed.symbol, exc)
+                report = None
+            for hole in report.holes if report else []:
+                self.child.log.error("backfill of %s left a hole: %s", feed.symbol, hole.describe())
+            summary = self.store.summary(self.exchange, feed.symbol, self.timeframe)
+            feed.last_ts = summary.last_ts
+            feed.ring.reset(self.store.latest(self.exchange, feed.symbol, self.timeframe, feed.ring.capacity))
+            self.child.log.info("backfilled %s %s: %d new candles, %d stored, newest %s", feed.symbol,
+                                self.timeframe, report.inserted if report else 0, summary.count, iso(summary.last_ts))
+
+    # -- following -------------------------------------------------------------------------------------
+
+    def _next_close_ms(self, feed: SymbolFeed) -> int:
+        """Market time at which the candle after the newest stored one closes."""
+        if feed.last_ts is None:
+            return last_closed_open_ms(self.source.now_ms(), self.timeframe) + self.step
+        return feed.last_ts + 2 * self.step
+
+    def _fetch_new(self, symbol: str, since_ms: int) -> tuple[np.ndarray, list[Rejection]]:
+        batches = list(self.source.fetch(symbol, self.timeframe, since_ms))
+        rejected = [r for b in batches for r in b.rejected]
+        candles = [b.candles for b in batches if len(b.candles)]
+        return (np.concatenate(candles) if candles else empty()), rejected
+
+    def _since(self, feed: SymbolFeed) -> int:
+        return (feed.last_ts + self.step) if feed.last_ts is not None else \
+            last_closed_open_ms(self.source.now_ms(), self.timeframe)
+
+    def _fetch_failed(self, feed: SymbolFeed, exc: BaseException) -> None:
+        """One symbol's fetch failed (exchange down, timeouts): log, back off, keep the others going."""
+        delay = min(60.0, 5 * self.config.market.poll_interval)
+        feed.retry_at = time.monotonic() + delay
+        self.child.log.warning("fetching %s failed: %s; retrying in %.0f s", feed.symbol, exc, delay)
+
+    def poll_once(self) -> int:
+        """Fetch what is due, store it (one transaction), write rings, publish hints; returns candles."""
+        now = self.source.now_ms()
+        ready: list[tuple[SymbolFeed, np.ndarray, list[Rejection]]] = []
+        for feed in self.feeds.values():
+            if feed.fetching is None and self._next_close_ms(feed) <= now and time.monotonic() >= feed.retry_at:
+                if self.pool is None:
+                    try:
+                        ready.append((feed, *self._fetch_new(feed.symbol, self._since(feed))))
+                    except Exception as exc:  # noqa: BLE001 - one symbol failing must not stop the others
+                        self._fetch_failed(feed, exc)
+                else:
+                    feed.fetching = self.pool.submit(self._fetch_new, feed.symbol, self._since(feed))
+            if feed.fetching is not None and feed.fetching.done():
+                future, feed.fetching = feed.fetching, None
+                try:
+                    ready.append((feed, *future.result()))
+                except Exception as exc:  # noqa: BLE001 - one symbol failing must not stop the others
+                    self._fetch_failed(feed, exc)
+        for feed, _, rejected in ready:
+            for rejection in rejected:
+                self.child.log.warning("rejected %s %s candle %s", feed.symbol, self.timeframe, rejection.describe())
+        fresh = [(feed, candles[candles["ts"] > (feed.last_ts if feed.last_ts is not None else -1)])
+                 for feed, candles, _ in ready]
+        fresh = [(feed, candles) for feed, candles in fresh if len(candles)]
+        if not fresh:
+            return 0
+        self.store.store_many([(self.exchange, feed.symbol, self.timeframe, candles) for feed, candles in fresh])
+        previous = {feed.symbol: feed.last_ts for feed, _ in fresh}
+        for feed, candles in fresh:  # every ring first: inference, woken by the first hint, sees them all
+            feed.ring.write(candles)
+            feed.last_ts = int(candles["ts"][-1])
+        for feed, candles in fresh:
+            head, _ = feed.ring.state()
+            self.child.publish(messages.CANDLE, symbol=feed.symbol, timeframe=self.timeframe, ts=feed.last_ts,
+                               close=float(candles["close"][-1]), count=len(candles), head=head,
+                               closed_at_ms=feed.last_ts + self.step)
+        for feed, candles in fresh:  # after the hints: the log never delays a signal
+            after = previous[feed.symbol]
+            for note in self.source.market_notes(feed.symbol, self.timeframe,
+                                                 after if after is not None else int(candles["ts"][0]) - self.step,
+                                                 int(candles["ts"][-1])):
+                self.child.log.info("%s", note)
+        return sum(len(c) for _, c in fresh)
+
+    def wait_for_next_close(self) -> None:
+        waits = []
+        for feed in self.feeds.values():
+            if feed.fetching is not None:
+                waits.append(0.05)
+            else:
+                waits.append(self.source.wall_seconds_until(self._next_close_ms(feed)))
+        wait = min(waits) if waits else self.config.market.poll_interval
+        if self.source.blocking and wait <= 0:
+            wait = min(self.config.market.poll_interval, 0.05)
+        self.child.sleep(min(max(wait, 0.0), self.config.market.poll_interval), step=0.05)
+
+    def run(self) -> int:
+        self.backfill_all()
+        self.child.report("ready", force=True, symbols=len(self.feeds))
+        while not self.child.stopping:
+            stored = self.poll_once()
+            self.child.report(candles_last_poll=stored)
+            if not stored:
+                self.wait_for_next_close()
+        return 0
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.store.close()
+        self.source.close()
+        for feed in self.feeds.values():
+            feed.ring.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_child("ingest", Ingest, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The trainer process: runs queued retrain jobs one at a time, niced, with bounded torch threads.
+
+Jobs come from the store's retrain queue (`retrain_runs` rows with status `queued`), filled by the
+retrain policy in inference and by `autoretrainctl retrain`; a `retrain.queued` hint wakes the
+trainer early, a poll every second covers lost hints. A job trains, exports, checks parity,
+evaluates challenger vs champion and promotes through the registry (models.pipeline). A crash or
+kill mid-job leaves the champion untouched (versions are staged and renamed; the pointer moves last),
+and the next trainer start marks the interrupted run failed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Sequence
+
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.processes.child import Child, run_child
+from autoretrain.daemon.foundation.errors import AutoretrainError
+from autoretrain.daemon.store.retrain_runs import RetrainRun, RetrainRuns
+from autoretrain.ipc import messages
+
+POLL_S = 1.0
+
+
+class Trainer:
+    def __init__(self, child: Child) -> None:
+        self.child = child
+        self.config = child.config
+        try:
+            os.nice(self.config.training.nice)
+        except OSError as exc:
+            child.log.warning("could not lower the trainer's priority: %s", exc)
+        from autoretrain.daemon.processes.retrain_job import run_training  # torch loads here, before the trainer says it is ready
+
+        self.run_training = run_training
+        self.store = CandleStore(self.config.db_path)
+        self.runs = RetrainRuns(self.store.conn)
+        self.wakeups = child.subscribe(messages.RETRAIN_QUEUED)
+
+    def _should_stop(self) -> bool:
+        """Asked between training batches: a beat for the liveness reports, and the stop flag."""
+        self.child.beat()
+        return self.child.stopping
+
+    def _progress(self, run: RetrainRun):  # type: ignore[no-untyped-def]
+        def report(epoch: int, epochs: int, val_accuracy: float | None) -> None:
+            training = {"run_id": run.id, "symbol": run.symbol, "timeframe": run.timeframe, "epoch": epoch,
+                        "epochs": epochs, "val_accuracy": val_accuracy}
+            self.child.report(training=training)
+            self.child.publish(messages.RETRAIN_PROGRESS, **training)
+
+        return report
+
+    def execute(self, run: RetrainRun) -> None:
+        symbol = run.symbol
+        self.child.log.info("Starting background retrain for %s", symbol)
+        self.child.report("training", force=True, training={"run_id": run.id, "symbol": symbol,
+                                                            "timeframe": run.timeframe, "epoch": 0, "epochs": None})
+        self.child.publish(messages.RETRAIN_STARTED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
+                           trigger=run.trigger, reason=run.reason, epoch=0, epochs=None)
+        started = time.monotonic()
+        try:
+            outcome = self.run_training(self.config, symbol, run.timeframe, trigger=run.trigger, reason=run.reason,
+                                        requested_market_ts=run.requested_market_ts, run_id=run.id,
+                                        progress=self._progress(run), should_stop=self._should_stop)
+        except AutoretrainError as exc:
+            self.child.log.error("Retrain failed for %s: %s", symbol, exc)
+            self.child.publish(messages.RETRAIN_FAILED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
+                               error=str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a failed job keeps the old model; the trainer lives on
+            self.child.log.exception("Retrain failed for %s", symbol)
+            self.child.publish(messages.RETRAIN_FAILED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
+                               error=f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            self.child.report("ready", force=True, training=None)
+        self.child.publish(messages.RETRAIN_FINISHED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
+                           status=outcome.status, version=outcome.version, promoted=outcome.promoted,
+                           reason=outcome.reason, seconds=round(time.monotonic() - started, 1))
+        if outcome.promoted:
+            self.child.publish(messages.MODEL_PROMOTED, symbol=symbol, timeframe=run.timeframe,
+                               version=outcome.version)
+        self.child.log.info("Retrain completed for %s", symbol)
+
+    def run(self) -> int:
+        self.child.report("ready", force=True, training=None)
+        while not self.child.stopping:
+            for run_id in self.runs.fail_orphans():
+                self.child.log.warning("retrain run %d was interrupted (its process is gone): marked failed", run_id)
+            run = self.runs.claim_next()
+            if run is None:
+                if self.wakeups.sock.poll(int(POLL_S * 1000)):
+                    self.wakeups.drain()
+                self.child.report()
+                continue
+            self.execute(run)
+        return 0
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_child("trainer", Trainer, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

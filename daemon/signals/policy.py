@@ -1,0 +1,209 @@
+"""When to retrain, and why: a pure function of (performance, model state, market time, config).
+
+The guide's `needs_retrain`, with its config keys and defaults (`auto_training.*`):
+
+    fewer than min_signals (20) signals             -> no retrain
+    win rate < min_win_rate_threshold (0.45)         -> retrain            trigger `performance`
+    no model and >= first_model_signals (100)        -> first training     trigger `first_model`
+    >= max_days_between_retrain (30) days since the
+    last retrain and >= min_trades_before_retrain (50) signals -> retrain  trigger `periodic`
+    enabled: false                                   -> never
+
+"Signals" are settled trades (BUY/SELL with an outcome; HOLD is not a trade) of the current model,
+i.e. since it started serving, so a promotion (or a rollback) starts the count again. The win rate
+is measured over those trades (`win_rate_scope: current_model`) or over the newest `rolling_window`
+of them (`rolling`). A cumulative win rate never recovers from a bad stretch; these do.
+
+What makes it safe, checked before the triggers, in this order:
+- a retrain already queued or running: no second one;
+- fewer than `training.min_candles` candles stored: nothing to train on;
+- the newest finished retrain was rejected or failed: no trigger fires for `cooldown_hours` of market
+  time after it (the old model stays; the next trigger after the cooldown retries);
+- `train_at_start`: with no model, no retrain ever completed and enough candles (history from the
+  backfill), the first model is trained right away (trigger `train_at_start`) instead of after 100
+  signals. A rejected first training falls back to the guide's `first_model` rule.
+
+Times are market times (candle open times, ms): the caller passes the open time of the newest candle
+it processed, so a replay at any speed takes the same decisions as a live run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, replace
+from typing import Any
+
+from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.signals.performance import Performance, RetrainSummary, compute_performance, newest_trades
+from autoretrain.daemon.store.signals import SignalStore
+from autoretrain.daemon.foundation.timeframes import DAY_MS, HOUR_MS, iso, pct
+
+PERFORMANCE = "performance"
+FIRST_MODEL = "first_model"
+PERIODIC = "periodic"
+TRAIN_AT_START = "train_at_start"
+
+
+@dataclass(frozen=True)
+class PolicyInputs:
+    """Everything the policy reads, as plain numbers (all counts are settled trades)."""
+
+    has_model: bool
+    model_signals: int
+    scope_signals: int
+    scope_correct: int
+    candles: int
+    last_retrain_ts: int | None = None
+    model_since_ts: int | None = None
+    setback_status: str | None = None
+    setback_ts: int | None = None
+    retrain_in_progress: bool = False
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.scope_correct / self.scope_signals if self.scope_signals else None
+
+    @classmethod
+    def from_performance(cls, performance: Performance, *, has_model: bool, scope: str) -> "PolicyInputs":
+        """The policy's view of a Performance (computed with `current_window` for the rolling scope)."""
+        measured = performance.current_recent if scope == "rolling" else performance.current
+        return cls(
+            has_model=has_model, model_signals=performance.current.signals, scope_signals=measured.signals,
+            scope_correct=measured.correct, candles=performance.candles,
+            last_retrain_ts=performance.retrain.last_completed_ts, model_since_ts=performance.current_since_ts,
+            setback_status=performance.retrain.setback_status, setback_ts=performance.retrain.setback_ts,
+            retrain_in_progress=performance.retrain.in_progress,
+        )
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    retrain: bool
+    trigger: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"retrain": self.retrain, "trigger": self.trigger, "reason": self.reason}
+
+
+def _no(reason: str) -> RetrainDecision:
+    return RetrainDecision(False, None, reason)
+
+
+
+def scope_text(config: Config, kind: str = "") -> str:
+    """Which signals the win rate covers (auto_training.win_rate_scope), in words: `kind` is e.g. "settled "."""
+    settings = config.auto_training
+    if settings.win_rate_scope == "rolling":
+        return f"the current model's last {settings.rolling_window} {kind}signals"
+    return f"the current model's {kind}signals"
+
+
+def decide(inputs: PolicyInputs, market_now_ms: int, config: Config) -> RetrainDecision:
+    """Whether to retrain now, which trigger fired and why (or why not). Pure: no clock, no I/O."""
+    settings = config.auto_training
+    if not settings.enabled:
+        return _no("auto_training.enabled is false")
+    if inputs.retrain_in_progress:
+        return _no("a retrain is already queued or running")
+    if inputs.candles < config.training.min_candles:
+        return _no(f"only {inputs.candles} candles stored; training needs {config.training.min_candles} "
+                   "(training.min_candles)")
+    if inputs.setback_ts is not None:
+        until = inputs.setback_ts + int(settings.cooldown_hours * HOUR_MS)
+        if market_now_ms < until:
+            return _no(f"cooldown after the {inputs.setback_status} retrain at {iso(inputs.setback_ts)}: "
+                       f"no retrain before {iso(until)} (auto_training.cooldown_hours)")
+    if settings.train_at_start and not inputs.has_model and inputs.last_retrain_ts is None:
+        return RetrainDecision(True, TRAIN_AT_START, f"no model yet and {inputs.candles} candles of history: "
+                                                     "training a first model now (auto_training.train_at_start)")
+    if inputs.model_signals < settings.min_signals:
+        return _no(f"only {inputs.model_signals} settled signals of the current model; "
+                   f"need {settings.min_signals} (auto_training.min_signals)")
+    win_rate = inputs.win_rate
+    if win_rate is not None and inputs.scope_signals >= settings.min_signals \
+            and win_rate < settings.min_win_rate_threshold:
+        return RetrainDecision(True, PERFORMANCE, f"win rate {pct(win_rate)} over {scope_text(config)} "
+                                                  f"({inputs.scope_correct}/{inputs.scope_signals}) is below "
+                                                  f"{pct(settings.min_win_rate_threshold)}")
+    if not inputs.has_model:
+        if inputs.model_signals >= settings.first_model_signals:
+            return RetrainDecision(True, FIRST_MODEL, f"no model yet and {inputs.model_signals} settled signals "
+                                                      f"(>= {settings.first_model_signals})")
+        return _no(f"no model yet; {inputs.model_signals} of {settings.first_model_signals} settled signals "
+                   "for a first training")
+    since = inputs.last_retrain_ts if inputs.last_retrain_ts is not None else inputs.model_since_ts
+    health = f"win rate {pct(win_rate)} over {scope_text(config)}" if win_rate is not None else "no win rate yet"
+    if since is None:
+        return _no(f"{health}; the current model's age is unknown (no retrain recorded)")
+    days = (market_now_ms - since) / DAY_MS
+    if days >= settings.max_days_between_retrain:
+        if inputs.model_signals >= settings.min_trades_before_retrain:
+            return RetrainDecision(True, PERIODIC, f"{days:.1f} days since the last retrain "
+                                                   f"(>= {settings.max_days_between_retrain:g}) and "
+                                                   f"{inputs.model_signals} settled signals")
+        return _no(f"{health}; {days:.1f} days since the last retrain but only {inputs.model_signals} settled "
+                   f"signals (auto_training.min_trades_before_retrain: {settings.min_trades_before_retrain})")
+    return _no(f"{health}; {days:.1f} of {settings.max_days_between_retrain:g} days since the last retrain")
+
+
+def log_line(decision: RetrainDecision, symbol: str) -> str | None:
+    """The line to log when the decision fires (the guide's line for `performance`), else None."""
+    if not decision.retrain:
+        return None
+    head = {
+        PERFORMANCE: f"Performance degraded for {symbol}, scheduling retrain",
+        FIRST_MODEL: f"Enough signals for a first model of {symbol}, scheduling retrain",
+        PERIODIC: f"Periodic retrain due for {symbol}, scheduling retrain",
+        TRAIN_AT_START: f"History available and no model for {symbol}, scheduling retrain",
+    }.get(decision.trigger or "", f"Retrain needed for {symbol}, scheduling retrain")
+    return f"{head} (trigger {decision.trigger}: {decision.reason})"
+
+
+def candles_for_training(conn: sqlite3.Connection, config: Config, exchange: str, symbol: str,
+                         timeframe: str) -> int:
+    """Candles in the newest `training.days` window, counted up to `training.min_candles` (all the policy needs)."""
+    row = conn.execute("SELECT id FROM series WHERE exchange = ? AND symbol = ? AND timeframe = ?",
+                       (exchange, symbol, timeframe)).fetchone()
+    if row is None:
+        return 0
+    newest = conn.execute("SELECT MAX(ts) FROM candles WHERE series_id = ?", (row[0],)).fetchone()[0]
+    if newest is None:
+        return 0
+    since = newest - int(config.training.days * DAY_MS)
+    return int(conn.execute("SELECT COUNT(*) FROM (SELECT 1 FROM candles WHERE series_id = ? AND ts > ? LIMIT ?)",
+                            (row[0], since, config.training.min_candles)).fetchone()[0])
+
+
+def policy_inputs(conn: sqlite3.Connection, config: Config, exchange: str, symbol: str, timeframe: str, *,
+                  has_model: bool) -> PolicyInputs:
+    """What `decide` reads, with indexed reads only: cheap enough for every candle of every symbol."""
+    activation = SignalStore(conn).current_activation(exchange, symbol, timeframe)
+    since = activation.market_ts if activation else None
+    current = newest_trades(conn, exchange, symbol, timeframe, since_ts=since)
+    settings = config.auto_training
+    measured = newest_trades(conn, exchange, symbol, timeframe, since_ts=since, limit=settings.rolling_window) \
+        if settings.win_rate_scope == "rolling" else current
+    retrain = RetrainSummary.load(conn, exchange, symbol, timeframe)
+    return PolicyInputs(
+        has_model=has_model, model_signals=current.signals, scope_signals=measured.signals,
+        scope_correct=measured.correct, candles=candles_for_training(conn, config, exchange, symbol, timeframe),
+        last_retrain_ts=retrain.last_completed_ts, model_since_ts=since, setback_status=retrain.setback_status,
+        setback_ts=retrain.setback_ts, retrain_in_progress=retrain.in_progress,
+    )
+
+
+def assess(conn: sqlite3.Connection, config: Config, exchange: str, symbol: str, timeframe: str, *,
+           has_model: bool, market_now_ms: int | None = None) -> tuple[Performance, RetrainDecision]:
+    """Performance from the store and the policy's decision on it (what inference and the CLI both run).
+
+    `market_now_ms` defaults to the open time of the newest stored candle of the series.
+    """
+    performance = compute_performance(conn, exchange, symbol, timeframe, window=config.signals.performance_window,
+                                      current_window=config.auto_training.rolling_window)
+    if market_now_ms is None:
+        market_now_ms = performance.last_candle_ts if performance.last_candle_ts is not None else 0
+    inputs = replace(  # the performance already read holds everything but the training window
+        PolicyInputs.from_performance(performance, has_model=has_model, scope=config.auto_training.win_rate_scope),
+        candles=candles_for_training(conn, config, exchange, symbol, timeframe))
+    return performance, decide(inputs, market_now_ms, config)

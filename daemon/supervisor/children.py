@@ -1,0 +1,173 @@
+"""The supervisor's view of its children: spawn by exec, restart with backoff, detect flapping, stop.
+
+Children are started with `subprocess.Popen` (fork+exec), never a bare fork: a ZeroMQ context or a
+CUDA context does not survive fork. Each gets the resolved configuration file and its own process
+group-free environment without NOTIFY_SOCKET (only the supervisor talks to systemd).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autoretrain.daemon.foundation.config import SupervisorConfig
+from autoretrain.daemon.foundation.errors import EX_CONFIG
+
+log = logging.getLogger("autoretrain.supervisor")
+#: the module each child runs (`python -m MODULE --config-json PATH`), in start order
+PROCESS_MODULES = {
+    "ingest": "autoretrain.daemon.processes.ingest",
+    "inference": "autoretrain.daemon.processes.inference",
+    "trainer": "autoretrain.daemon.processes.trainer",
+}
+# How long a child's main loop may go without progress before it counts as hung (watchdog stops).
+STALL_LIMIT_S = {"ingest": 180.0, "inference": 180.0, "trainer": 900.0}
+REPORT_STALE_S = 10.0
+
+
+class GiveUp(Exception):
+    """A child keeps failing: the supervisor stops everything and exits non-zero (systemd takes over)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class ChildProcess:
+    name: str
+    module: str
+    process: subprocess.Popen | None = None
+    state: str = "not started"
+    ready: bool = False
+    started_at: float | None = None
+    last_report: float | None = None  # monotonic time of the newest liveness report
+    stalled_s: float = 0.0  # how long ago the child's main loop last made progress (its own report)
+    progress_at: float | None = None  # monotonic time the child's reported state or detail last changed
+    detail: dict[str, Any] = field(default_factory=dict)
+    exits: collections.deque = field(default_factory=collections.deque)  # monotonic times of unexpected exits
+    restarts: int = 0
+    next_start: float | None = None  # monotonic time a pending (re)start is due
+    last_exit_code: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None and self.process.poll() is None else None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class Children:
+    def __init__(self, names: tuple[str, ...], config_json: Path, policy: SupervisorConfig,
+                 python: str = sys.executable) -> None:
+        self.table = {name: ChildProcess(name, PROCESS_MODULES[name]) for name in names}
+        self.config_json = config_json
+        self.policy = policy
+        self.python = python
+        self.env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+
+    def spawn(self, child: ChildProcess) -> None:
+        child.process = subprocess.Popen(
+            [self.python, "-m", child.module, "--config-json", str(self.config_json)],
+            env=self.env, stdin=subprocess.DEVNULL, close_fds=True,
+        )
+        child.state = "starting"
+        child.ready = False
+        child.started_at = time.time()
+        child.last_report = child.progress_at = time.monotonic()
+        child.stalled_s = 0.0
+        child.next_start = None
+        log.info("started %s (pid %d)", child.name, child.process.pid)
+
+    def on_report(self, name: str, state: str, detail: dict[str, Any], pid: int | None,
+                  stalled_s: float = 0.0) -> None:
+        child = self.table.get(name)
+        if child is None or child.pid is None or (pid is not None and pid != child.pid):
+            return  # a report from a process that is gone (or not ours)
+        child.last_report = time.monotonic()
+        if state != child.state or detail != child.detail:
+            child.progress_at = child.last_report
+        child.state = state
+        child.detail = detail
+        child.stalled_s = float(stalled_s or 0.0)
+        if state == "ready" and not child.ready:
+            log.info("%s is ready", name)
+            child.ready = True
+
+    def reap(self) -> None:
+        """Collect children that exited; schedule their restarts or raise GiveUp."""
+        for child in self.table.values():
+            if child.process is None or child.process.poll() is None:
+                continue
+            code = child.process.returncode
+            child.last_exit_code = code
+            child.process = None
+            child.ready = False
+            child.state = "exited"
+            self._schedule_restart(child, code)
+
+    def _schedule_restart(self, child: ChildProcess, code: int) -> None:
+        now = time.monotonic()
+        how = f"signal {-code}" if code < 0 else f"code {code}"
+        if code == EX_CONFIG:
+            raise GiveUp(f"{child.name} exited with {how} (configuration error); not restarting", EX_CONFIG)
+        child.exits.append(now)
+        while child.exits and now - child.exits[0] > self.policy.restart_window:
+            child.exits.popleft()
+        if len(child.exits) > self.policy.max_restarts:
+            raise GiveUp(f"{child.name} keeps failing ({len(child.exits)} exits in "
+                         f"{self.policy.restart_window:.0f} s, last with {how}); giving up")
+        delay = min(self.policy.restart_backoff_max,
+                    self.policy.restart_backoff_initial * 2 ** (len(child.exits) - 1))
+        child.next_start = now + delay
+        child.restarts += 1
+        child.state = f"restarting in {delay:.1f}s"
+        log.warning("%s exited with %s; restarting in %.1f s (restart %d)", child.name, how, delay, child.restarts)
+
+    def start_due(self) -> None:
+        now = time.monotonic()
+        for child in self.table.values():
+            if child.process is None and child.next_start is not None and child.next_start <= now:
+                self.spawn(child)
+
+    def healthy(self) -> bool:
+        """Every child alive, reporting, and its main loop making progress (what the watchdog stands for)."""
+        now = time.monotonic()
+        return all(child.alive and child.last_report is not None and now - child.last_report < REPORT_STALE_S
+                   and child.stalled_s < STALL_LIMIT_S.get(child.name, 180.0) for child in self.table.values())
+
+    def all_ready(self) -> bool:
+        return all(child.ready for child in self.table.values())
+
+    def stop_all(self, timeout: float) -> None:
+        """SIGTERM each child in start order and wait; SIGKILL whatever is left at the deadline. Reaps all."""
+        share = timeout / max(1, len(self.table))
+        for name, child in self.table.items():
+            if not child.alive:
+                continue
+            assert child.process is not None
+            child.process.send_signal(signal.SIGTERM)
+            try:
+                child.process.wait(timeout=share)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.1f s; killing it", name, share)
+                child.process.kill()
+                child.process.wait(timeout=5)
+            log.info("stopped %s (exit %s)", name, child.process.returncode)
+        for child in self.table.values():
+            if child.process is not None and child.process.poll() is None:
+                child.process.kill()
+                child.process.wait(timeout=5)
+            child.process = None
+            child.ready = False
+            child.state = "stopped"

@@ -1,0 +1,150 @@
+"""What `autoretrainctl status`, the heartbeat lines and systemd's STATUS= say, built from the truth.
+
+Per process: the supervisor's own child table (pid, restarts) with RSS and CPU from psutil and the
+state each child last reported. Per symbol: candles, price and the last candle from the store;
+the promoted version from the registry and the version inference actually serves (its report);
+signals, win rate, PnL and the retrain decision from the store through the same performance and
+policy code inference uses; training progress from the trainer's reports and the retrain queue.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import psutil
+
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.supervisor.children import Children
+from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.supervisor.symbol_state import SymbolState, read_symbol_state
+from autoretrain.daemon.foundation.timeframes import iso
+from autoretrain.ipc import messages
+
+SYMBOLS_TTL_S = 1.0
+from autoretrain.models.registry import Registry
+
+
+class StatusBoard:
+    def __init__(self, config: Config, children: Children, *, started_at: float) -> None:
+        self.config = config
+        self.children = children
+        self.started_at = started_at
+        self._opened: CandleStore | None = None
+        self.registry = Registry(config.models_dir)
+        self._psutil: dict[int, psutil.Process] = {}
+        self.last_events: dict[str, dict[str, Any]] = {}
+        self.training_progress: dict[str, Any] | None = None  # newest retrain.progress (every epoch)
+        self._symbols_cache: tuple[float, list[SymbolState]] | None = None
+
+    def store(self) -> CandleStore:
+        """The supervisor's one store connection (status, control commands, checkpoints), opened on first use."""
+        if self._opened is None:
+            self._opened = CandleStore(self.config.db_path)
+        return self._opened
+
+    def on_event(self, topic: str, payload: dict[str, Any]) -> None:
+        """Remember the newest event of each kind per symbol, and training progress epoch by epoch."""
+        if topic in (messages.RETRAIN_STARTED, messages.RETRAIN_PROGRESS):
+            self.training_progress = {key: payload.get(key) for key in
+                                      ("run_id", "symbol", "timeframe", "epoch", "epochs", "val_accuracy")}
+        elif topic in (messages.RETRAIN_FINISHED, messages.RETRAIN_FAILED):
+            self.training_progress = None
+        if topic in (messages.MODEL_SWAPPED, messages.MODEL_REJECTED, messages.RETRAIN_FINISHED,
+                     messages.RETRAIN_FAILED, messages.RETRAIN_STARTED):
+            self.last_events[f"{topic}:{payload.get('symbol')}"] = payload
+
+    # -- processes -------------------------------------------------------------------------------------
+
+    def _usage(self, pid: int | None) -> dict[str, Any]:
+        if pid is None:
+            return {"rss_mb": None, "cpu_percent": None}
+        try:
+            process = self._psutil.get(pid)
+            if process is None:
+                # first look: the average over the process's life (psutil needs two samples for a rate)
+                process = self._psutil[pid] = psutil.Process(pid)
+                times = process.cpu_times()
+                alive = max(1e-3, time.time() - process.create_time())
+                process.cpu_percent(None)
+                cpu = 100.0 * (times.user + times.system) / alive
+            else:
+                cpu = process.cpu_percent(None)
+            return {"rss_mb": round(process.memory_info().rss / 2**20, 1), "cpu_percent": round(cpu, 1)}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            self._psutil.pop(pid, None)
+            return {"rss_mb": None, "cpu_percent": None}
+
+    def processes(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        rows = [{"name": "supervisor", "pid": os.getpid(), "state": "running", "restarts": 0,
+                 "uptime_s": round(time.time() - self.started_at, 1), **self._usage(os.getpid())}]
+        for child in self.children.table.values():
+            rows.append({
+                "name": child.name, "pid": child.pid, "state": child.state, "ready": child.ready,
+                "restarts": child.restarts, "last_exit_code": child.last_exit_code,
+                "uptime_s": round(time.time() - child.started_at, 1) if child.pid and child.started_at else None,
+                "last_report_s": round(now - child.last_report, 1) if child.last_report is not None else None,
+                **self._usage(child.pid),
+            })
+        return rows
+
+    # -- symbols ---------------------------------------------------------------------------------------
+
+    def _serving_versions(self) -> dict[str, str | None]:
+        inference = self.children.table.get("inference")
+        if inference is None or not inference.ready:
+            return {}
+        return dict(inference.detail.get("models") or {})
+
+    def _training(self) -> dict[str, Any] | None:
+        """The job in progress: per-epoch events when they arrive, else the trainer's own report."""
+        trainer = self.children.table.get("trainer")
+        if trainer is None or trainer.pid is None:
+            return None
+        reported = trainer.detail.get("training")
+        if self.training_progress and reported and self.training_progress.get("run_id") == reported.get("run_id"):
+            return self.training_progress
+        return reported
+
+    def symbol_states(self) -> list[SymbolState]:
+        """Per-symbol state, recomputed at most every SYMBOLS_TTL_S: `status` calls and heartbeats share it,
+        so a burst of requests never keeps the supervisor's loop busy with the same queries."""
+        now = time.monotonic()
+        if self._symbols_cache is not None and now - self._symbols_cache[0] < SYMBOLS_TTL_S:
+            return self._symbols_cache[1]
+        states = self._read_symbol_states()
+        self._symbols_cache = (now, states)
+        return states
+
+    def _read_symbol_states(self) -> list[SymbolState]:
+        store = self.store()
+        serving = self._serving_versions()
+        training = self._training()
+        return [read_symbol_state(self.config, store, self.registry, symbol, serving_version=serving.get(symbol),
+                                  serving_known="inference" in self.children.table and
+                                  self.children.table["inference"].ready,
+                                  training=training if training and training.get("symbol") == symbol else None)
+                for symbol in self.config.market.symbols]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "daemon": {"pid": os.getpid(), "ready": self.children.all_ready(), "started_at": iso(int(self.started_at * 1000)),
+                       "uptime_s": round(time.time() - self.started_at, 1), "state_dir": str(self.config.state_dir),
+                       "source": self.config.market.source, "timeframe": self.config.market.timeframe},
+            "processes": self.processes(),
+            "symbols": [state.as_dict() for state in self.symbol_states()],
+        }
+
+    def summary_line(self) -> str:
+        ready = sum(1 for c in self.children.table.values() if c.ready)
+        line = f"{ready}/{len(self.children.table)} processes ready"
+        training = self._training()
+        if training:
+            line += f"; training {training.get('symbol')} epoch {training.get('epoch')}/{training.get('epochs') or '?'}"
+        return line
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self._opened.close()

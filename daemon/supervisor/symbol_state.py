@@ -1,0 +1,99 @@
+"""One symbol's state as operators see it: `status` fields and the guide's heartbeat line.
+
+Built from durable state only (the store, the registry pointer) plus what the processes report
+(the version inference serves, the trainer's epoch), through the same performance and policy code
+inference runs (`daemon.retrain_policy.assess`), so `status` and the daemon never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.signals.performance import run_market_ts
+from autoretrain.daemon.signals.policy import PolicyInputs, assess, scope_text
+from autoretrain.daemon.foundation.timeframes import iso, pct
+from autoretrain.models.registry import Registry, RegistryError
+
+
+@dataclass(frozen=True)
+class SymbolState:
+    symbol: str
+    timeframe: str
+    candles: int
+    last_candle_ts: int | None
+    price: float | None
+    promoted_version: str | None
+    model_version: str | None
+    signals: int
+    win_rate: float | None
+    pnl_pct: float | None
+    needs_retrain: bool
+    retrain_reason: str
+    retrain_trigger: str | None
+    last_retrain: dict[str, Any] | None
+    training: dict[str, Any]
+    performance: dict[str, Any]
+    win_rate_scope: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol, "timeframe": self.timeframe, "candles": self.candles,
+            "last_candle": iso(self.last_candle_ts), "price": self.price,
+            "promoted_version": self.promoted_version, "model_version": self.model_version,
+            "signals": self.signals, "win_rate": self.win_rate, "win_rate_scope": self.win_rate_scope,
+            "pnl_pct": self.pnl_pct,
+            "needs_retrain": self.needs_retrain, "retrain_reason": self.retrain_reason,
+            "retrain_trigger": self.retrain_trigger, "last_retrain": self.last_retrain,
+            "training": self.training, "performance": self.performance,
+        }
+
+    def heartbeat_line(self) -> str:
+        """The guide's `Heartbeat | Price: … | Candles: … | Signals: … | Win Rate: …% | Needs Retrain: … | Last Retrain: …`."""
+        price = f"${self.price:,.2f}" if self.price is not None else "n/a"
+        win = pct(self.win_rate)
+        last = (self.last_retrain or {}).get("market_time") or "never"
+        line = (f"Heartbeat | {self.symbol} | Price: {price} | Candles: {self.candles} | Signals: {self.signals} | "
+                f"Win Rate: {win} | Needs Retrain: {self.needs_retrain} | Last Retrain: {last}")
+        if self.training.get("in_progress"):
+            line += f" | training in progress (epoch {self.training.get('epoch')}/{self.training.get('epochs') or '?'})"
+        return line
+
+
+def read_symbol_state(config: Config, store: CandleStore, registry: Registry, symbol: str, *,
+                      serving_version: str | None, serving_known: bool,
+                      training: dict[str, Any] | None) -> SymbolState:
+    timeframe = config.market.timeframe
+    exchange = config.store_exchange
+    try:
+        promoted = registry.promoted(symbol, timeframe)
+    except RegistryError:
+        promoted = None
+    latest = store.latest(exchange, symbol, timeframe, 1)
+    performance, decision = assess(store.conn, config, exchange, symbol, timeframe, has_model=promoted is not None)
+    since_start = performance.since_start
+    measured = PolicyInputs.from_performance(performance, has_model=promoted is not None,
+                                             scope=config.auto_training.win_rate_scope)
+    last_run = performance.retrain.last
+    last_retrain = None
+    if last_run is not None:
+        last_retrain = {"status": last_run.status, "version": last_run.version, "trigger": last_run.trigger,
+                        "reason": last_run.reason, "market_time": iso(run_market_ts(last_run)),
+                        "finished_at": last_run.finished_at, "run_id": last_run.id}
+    in_progress = training is not None  # the trainer reports this job: it is really training now
+    return SymbolState(
+        symbol=symbol, timeframe=timeframe, candles=performance.candles, last_candle_ts=performance.last_candle_ts,
+        price=float(latest["close"][-1]) if len(latest) else None, promoted_version=promoted,
+        model_version=serving_version if serving_known else None,
+        signals=since_start.signals, win_rate=measured.win_rate,
+        pnl_pct=since_start.pnl_total_pct if since_start.signals else None,
+        needs_retrain=decision.retrain, retrain_reason=decision.reason, retrain_trigger=decision.trigger,
+        last_retrain=last_retrain,
+        training={"in_progress": in_progress, "epoch": (training or {}).get("epoch"),
+                  "epochs": (training or {}).get("epochs"), "run_id": (training or {}).get("run_id"),
+                  "queued_or_running": performance.retrain.in_progress},
+        win_rate_scope=scope_text(config, "settled "),
+        performance=performance.as_dict(),
+    )
