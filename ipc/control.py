@@ -21,7 +21,6 @@ from typing import Any, Callable
 
 import zmq
 
-from autoretrain.daemon.foundation.errors import EX_UNAVAILABLE, AutoretrainError
 
 log = logging.getLogger("autoretrain.control")
 
@@ -30,8 +29,12 @@ class ControlError(Exception):
     """A request the server understood but refuses; the message goes back as the one-line error."""
 
 
-class DaemonUnavailable(AutoretrainError):
-    exit_code = EX_UNAVAILABLE
+class DaemonUnavailable(Exception):
+    """No daemon answers on the endpoint (no socket file, or silence after every retry)."""
+
+
+class RequestFailed(Exception):
+    """The daemon answered with `ok: false`; the message is its one-line error."""
 
 
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -109,8 +112,6 @@ class ControlServer:
             return {"id": request_id, "ok": True, "result": self.handler(command, args)}
         except ControlError as exc:
             return {"id": request_id, "ok": False, "error": " ".join(str(exc).split())}
-        except AutoretrainError as exc:
-            return {"id": request_id, "ok": False, "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - a bug in a handler must not take the daemon down
             log.exception("control command %r failed", command)
             return {"id": request_id, "ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
@@ -146,7 +147,7 @@ class ControlClient:
         return sock
 
     def request(self, command: str, **args: Any) -> dict[str, Any]:
-        """Send one request and return its `result`; raise DaemonUnavailable or AutoretrainError."""
+        """Send one request and return its `result`; raise DaemonUnavailable or RequestFailed."""
         path = ipc_path(self.endpoint)
         if path is not None and not path.exists():
             raise DaemonUnavailable(f"autoretraind is not running (no control socket at {path})")
@@ -161,7 +162,7 @@ class ControlClient:
                 if reply.get("id") != request_id:
                     continue
                 if not reply.get("ok"):
-                    raise AutoretrainError(str(reply.get("error", "request failed")))
+                    raise RequestFailed(str(reply.get("error", "request failed")))
                 return dict(reply.get("result") or {})
             self.sock.close(0)  # Lazy Pirate: a REQ socket that timed out cannot be reused
             self.sock = None

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 
 MAGIC = 0x474E495243524155  # "UARCRING" little endian
 VERSION = 1

@@ -17,9 +17,14 @@ from math import comb
 from typing import Any, Literal
 
 import numpy as np
-from autoretrain.daemon.foundation.timeframes import pct
+
 
 PromoteMode = Literal["auto", "always", "never"]
+
+
+def pct(value: float | None) -> str:
+    """A fraction as a percentage for the decision's reason ('57.5%')."""
+    return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, Any]:

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from autoretrain.daemon.foundation.errors import EX_DATAERR, AutoretrainError, NoInputError, UsageError
-from autoretrain.daemon.foundation.timeframes import iso
+from autoretrain.models.durable import fsync_dir, write_atomic
+from autoretrain.models.errors import (ChampionChanged, InvalidVersion, NothingToRollBack, RegistryError,
+                                       VersionNotFound)
 
 POINTER_FILE = "promoted.json"
 COUNTER_FILE = "last_version"
@@ -38,21 +39,11 @@ LOCK_FILE = ".lock"
 STAGING_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
 HISTORY_LIMIT = 50
-_VERSION_RE = re.compile(r"^v(\d{4,})$")
+_VERSION_RE = re.compile(r"^v([0-9]{4,9})$", re.ASCII)  # ASCII digits only: "v٣" is no version
 
 
-class ChampionChanged(AutoretrainError):
-    """Someone else moved the promoted pointer since a job read it (promote with `expected`)."""
-
-    def __init__(self, expected: str | None, current: str | None) -> None:
-        super().__init__(f"the promoted model changed from {expected or 'none'} to {current or 'none'} meanwhile")
-        self.expected, self.current = expected, current
-
-
-class RegistryError(AutoretrainError):
-    """The registry's own files are unreadable (hand-edited, corrupt disk)."""
-
-    exit_code = EX_DATAERR
+def _is_version(value: object) -> bool:
+    return isinstance(value, str) and _VERSION_RE.match(value) is not None
 
 
 def series_key(symbol: str) -> str:
@@ -66,9 +57,9 @@ def version_name(number: int) -> str:
 
 def parse_version(text: str) -> str:
     """Accept `v0007`, `v7` or `7`; return the folder name `v0007`."""
-    match = re.fullmatch(r"v?(\d+)", text.strip())
+    match = re.fullmatch(r"v?([0-9]{1,9})", text.strip(), re.ASCII)
     if not match or int(match.group(1)) <= 0:
-        raise UsageError(f"invalid version {text!r}: expected a name such as v0007 (or its number, 7)")
+        raise InvalidVersion(f"invalid version {text!r}: expected a name such as v0007 (or its number, 7)")
     return version_name(int(match.group(1)))
 
 
@@ -77,25 +68,6 @@ def version_number(name: str) -> int:
     if not match:
         raise ValueError(f"not a version name: {name!r}")
     return int(match.group(1))
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync it, os.replace it over `path`, fsync the folder."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    fsync_dir(path.parent)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -203,9 +175,12 @@ class Registry:
             return {"version": None, "history": []}
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise RegistryError(f"{path}: unreadable promoted-version pointer: {exc}") from None
-        if not isinstance(data, dict) or not (data.get("version") is None or _VERSION_RE.match(str(data["version"]))):
+        if not isinstance(data, dict) or not (data.get("version") is None or _is_version(data["version"])):
             raise RegistryError(f"{path}: not a promoted-version pointer")
-        data.setdefault("history", [])
+        history = data.setdefault("history", [])
+        if not isinstance(history, list) or not all(_is_version(v) for v in history):
+            raise RegistryError(f"{path}: the history of earlier champions holds something that is not a version "
+                                "name (vNNNN)")
         return data
 
     def promoted(self, symbol: str, timeframe: str) -> str | None:
@@ -248,12 +223,12 @@ class Registry:
         return Staging(self, symbol, timeframe, path)
 
     def _write_pointer(self, series: Path, version: str | None, history: list[str]) -> None:
-        payload = {"version": version, "history": history[:HISTORY_LIMIT], "updated_at": iso(int(time.time() * 1000))}
+        payload = {"version": version, "history": history[:HISTORY_LIMIT], "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         write_atomic(series / POINTER_FILE, (json.dumps(payload, indent=2) + "\n").encode())
 
     def _require(self, series: Path, version: str, symbol: str, timeframe: str) -> None:
         if not (series / version).is_dir():
-            raise NoInputError(f"no version {version} of {symbol} {timeframe} in {series}")
+            raise VersionNotFound(f"no version {version} of {symbol} {timeframe} in {series}")
 
     def promote(self, symbol: str, timeframe: str, version: str, *, expected: str | None | object = ...) -> str | None:
         """Make `version` the champion (atomically); returns the previous champion.
@@ -284,7 +259,7 @@ class Registry:
             history = [v for v in current["history"] if (series / v).is_dir()]
             if not history:
                 what = f"champion {current['version']}" if current["version"] else "no champion"
-                raise UsageError(f"cannot roll back {symbol} {timeframe}: {what} and no previous champion on disk")
+                raise NothingToRollBack(f"cannot roll back {symbol} {timeframe}: {what} and no previous champion on disk")
             self._write_pointer(series, history[0], history[1:])
             return history[0]
 
@@ -308,3 +283,25 @@ class Registry:
             if removed:
                 fsync_dir(series)
         return removed
+
+    # -- what `models` shows -------------------------------------------------------------------------
+
+    def listing(self, symbol: str, timeframe: str) -> dict[str, Any]:
+        """Versions with their metrics and which is promoted (the CLI and the control socket both answer this)."""
+        pointer = self.pointer(symbol, timeframe)
+        rows = [_version_row(info) for info in self.versions(symbol, timeframe)]
+        return {"symbol": symbol, "timeframe": timeframe, "promoted": pointer["version"],
+                "history": pointer["history"], "versions": rows, "series_dir": str(self.series_dir(symbol, timeframe))}
+
+
+def _version_row(info: VersionInfo) -> dict[str, Any]:
+    meta = info.meta or {}
+    evaluation = meta.get("evaluation") or {}
+    return {
+        "version": info.version, "promoted": info.promoted, "created_at": meta.get("created_at"),
+        "error": info.error, "feature_set_version": meta.get("feature_set_version"),
+        "seq_len": meta.get("seq_len"), "horizon": meta.get("horizon"),
+        "trained_until": (meta.get("data") or {}).get("trained_until"),
+        "metrics": {k: evaluation.get(k) for k in ("challenger", "champion", "baseline")},
+        "decision": meta.get("decision"), "sha256": (meta.get("onnx") or {}).get("sha256"),
+    }

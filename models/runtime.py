@@ -22,7 +22,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from autoretrain.daemon.foundation.errors import EX_DATAERR, AutoretrainError
+from autoretrain.models.errors import ModelRejected
 from autoretrain.models.dataset import Normaliser, windows
 from autoretrain.models.features import FEATURE_NAMES, FEATURE_SET_VERSION, N_FEATURES, WARMUP_CANDLES, compute_features
 
@@ -32,16 +32,6 @@ PARITY_FILE = "parity.npz"
 INPUT_NAME = "x"
 OUTPUT_NAME = "probability"
 _BATCH = 1024
-
-
-class ModelRejected(AutoretrainError):
-    """A model version that must not be used; `reason` says why in one line."""
-
-    exit_code = EX_DATAERR
-
-    def __init__(self, reason: str) -> None:
-        self.reason = " ".join(str(reason).split())
-        super().__init__(self.reason)
 
 
 class NotEnoughHistory(ValueError):

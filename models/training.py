@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from autoretrain.daemon.foundation.config import ModelConfig, TrainingConfig
-from autoretrain.daemon.foundation.errors import AutoretrainError, UsageError
-from autoretrain.daemon.foundation.timeframes import pct
+from autoretrain.models.errors import DeviceUnavailable, TrainingAborted
+from autoretrain.models.evaluation import pct
 from autoretrain.models.lstm import DirectionLSTM
 
 log = logging.getLogger("autoretrain.model")
@@ -27,10 +26,27 @@ StopCheck = Callable[[], bool]
 _EVAL_CHUNK = 4096
 
 
-class TrainingAborted(AutoretrainError):
-    """The job was asked to stop (daemon shutdown, cancelled retrain); nothing was registered."""
+@dataclass(frozen=True)
+class NetworkShape:
+    """The LSTM's size (the daemon fills it from `model.*`)."""
 
-    exit_code = 75
+    hidden_size: int
+    num_layers: int = 1
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How to fit (the daemon fills it from `training.*`)."""
+
+    epochs: int
+    patience: int
+    batch_size: int = 128
+    learning_rate: float = 0.002
+    weight_decay: float = 0.0
+    threads: int = 2
+    seed: int = 42
+    device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -56,7 +72,7 @@ def pick_device(setting: str) -> torch.device:
     """`auto` takes CUDA when torch sees a GPU; asking for `cuda` without one is an error, not a fallback."""
     available = torch.cuda.is_available()
     if setting == "cuda" and not available:
-        raise UsageError("training.device is cuda but torch sees no CUDA device")
+        raise DeviceUnavailable("training.device is cuda but torch sees no CUDA device")
     return torch.device("cuda" if setting in ("auto", "cuda") and available else "cpu")
 
 
@@ -74,7 +90,7 @@ def _evaluate(network: DirectionLSTM, x: torch.Tensor, y: torch.Tensor, loss_fn:
 
 
 def train_network(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, *,
-                  model: ModelConfig, training: TrainingConfig, progress: ProgressCallback | None = None,
+                  model: NetworkShape, training: FitSettings, progress: ProgressCallback | None = None,
                   should_stop: StopCheck | None = None) -> TrainResult:
     """Train from a seeded initialisation; keep the epoch with the best validation accuracy."""
     torch.set_num_threads(training.threads)

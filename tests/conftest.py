@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.foundation.timeframes import HOUR_MS  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -86,7 +86,7 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path: Path) -> None:
 WRITER = r"""
 import sys, numpy as np
 from autoretrain.daemon.store.candles import CandleStore
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 path, worker, rounds, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 H = 3_600_000
 store = CandleStore(path)
@@ -123,7 +123,7 @@ def test_concurrent_writers_in_several_processes(tmp_path: Path) -> None:
 KILLED_WRITER = r"""
 import sys, numpy as np
 from autoretrain.daemon.store.candles import CandleStore
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 path, size = sys.argv[1], int(sys.argv[2])
 H = 3_600_000
 store = CandleStore(path)

@@ -13,8 +13,7 @@ from typing import Any, Iterator
 import pytest
 import zmq
 
-from autoretrain.daemon.foundation.errors import AutoretrainError
-from autoretrain.ipc.control import ControlClient, ControlError, ControlServer, DaemonUnavailable, socket_mode
+from autoretrain.ipc.control import ControlClient, ControlError, ControlServer, DaemonUnavailable, RequestFailed, socket_mode
 
 
 def handler(command: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -73,11 +72,11 @@ def test_request_reply_and_one_line_errors(server: ServerThread, endpoint: str) 
     client = ControlClient(endpoint, timeout_ms=2000)
     assert client.request("echo", a=1, b=[1, 2]) == {"args": {"a": 1, "b": [1, 2]}}
     assert client.request("needs_symbol", symbol="BTC/USDT") == {"symbol": "BTC/USDT"}
-    with pytest.raises(AutoretrainError, match="missing argument 'symbol'"):
+    with pytest.raises(RequestFailed, match="missing argument 'symbol'"):
         client.request("needs_symbol")
-    with pytest.raises(AutoretrainError, match="unknown command 'nope'"):
+    with pytest.raises(RequestFailed, match="unknown command 'nope'"):
         client.request("nope")
-    with pytest.raises(AutoretrainError, match="internal error: RuntimeError: handler bug"):
+    with pytest.raises(RequestFailed, match="internal error: RuntimeError: handler bug"):
         client.request("explode")
     assert client.request("echo") == {"args": {}}  # still answering after all that
     client.close()

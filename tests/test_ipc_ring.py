@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.ipc.ring import CandleRing, RingError, ring_path
 from tests.conftest import HOUR_MS, ROOT, random_walk_candles
 
@@ -56,7 +56,7 @@ def test_attach_refuses_what_is_not_a_ring(tmp_path: Path) -> None:
 WRITER = r"""
 import sys, time, numpy as np
 from autoretrain.ipc.ring import CandleRing
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 ring = CandleRing.attach(sys.argv[1], writable=True)
 deadline = time.monotonic() + float(sys.argv[2])
 ts = 1

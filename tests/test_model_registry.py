@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from autoretrain.daemon.foundation.errors import NoInputError, UsageError
-from autoretrain.models.registry import Registry, RegistryError, parse_version
+from autoretrain.models.errors import InvalidVersion, NothingToRollBack, RegistryError, VersionNotFound
+from autoretrain.models.registry import Registry, parse_version
 from tests.conftest import ROOT
 
 SYMBOL, TF = "BTC/USDT", "1h"
@@ -61,7 +61,7 @@ def test_promote_and_rollback_walk_the_champion_history(tmp_path: Path) -> None:
     assert registry.rollback_target(SYMBOL, TF) == v2
     assert registry.rollback(SYMBOL, TF) == v2 and registry.promoted(SYMBOL, TF) == v2
     assert registry.rollback(SYMBOL, TF) == v1 and registry.promoted(SYMBOL, TF) == v1
-    with pytest.raises(UsageError, match="no previous champion"):
+    with pytest.raises(NothingToRollBack, match="no previous champion"):
         registry.rollback(SYMBOL, TF)
     assert [v.version for v in registry.versions(SYMBOL, TF) if v.promoted] == [v1]
 
@@ -69,11 +69,11 @@ def test_promote_and_rollback_walk_the_champion_history(tmp_path: Path) -> None:
 def test_unknown_version_and_bad_names_are_refused(tmp_path: Path) -> None:
     registry = Registry(tmp_path / "models")
     _add_version(registry)
-    with pytest.raises(NoInputError, match="no version v0009"):
+    with pytest.raises(VersionNotFound, match="no version v0009"):
         registry.promote(SYMBOL, TF, "v0009")
     assert parse_version("7") == parse_version("v7") == parse_version("v0007") == "v0007"
     for bad in ("latest", "v", "0", "-3"):
-        with pytest.raises(UsageError):
+        with pytest.raises(InvalidVersion):
             parse_version(bad)
 
 
@@ -145,7 +145,8 @@ def test_readers_racing_promotions_see_old_or_new_never_a_mix(tmp_path: Path) ->
 
 
 def test_promote_with_expected_refuses_when_the_champion_moved(tmp_path) -> None:
-    from autoretrain.models.registry import ChampionChanged, Registry
+    from autoretrain.models.errors import ChampionChanged
+    from autoretrain.models.registry import Registry
 
     registry = Registry(tmp_path / "models")
     for _ in range(3):

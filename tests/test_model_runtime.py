@@ -14,6 +14,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from autoretrain.daemon.foundation.errors import exit_code
 from autoretrain.models.dataset import windows
 from autoretrain.models.features import WARMUP_CANDLES, compute_features
 from autoretrain.models.runtime import ModelRejected, ModelRunner, NotEnoughHistory, sha256_bytes
@@ -99,7 +100,7 @@ def test_too_little_or_broken_history_is_refused_per_call(version: Path) -> None
 def _assert_rejected(folder: Path, match: str) -> None:
     with pytest.raises(ModelRejected, match=match) as info:
         ModelRunner.load(folder)
-    assert "\n" not in info.value.reason and info.value.exit_code == 65
+    assert "\n" not in info.value.reason and exit_code(info.value) == 65
 
 
 def test_corrupt_onnx_bytes_are_refused(version: Path) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autoretrain.daemon.signals import algorithms
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.foundation.config import SignalsConfig
 from autoretrain.daemon.signals.vote import BUY, HOLD, SELL, classify, compute_signal, probability_up
 from autoretrain.models import indicators

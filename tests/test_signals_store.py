@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from autoretrain.daemon.store.candles import CandleStore
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.store.connection import connect
 from autoretrain.daemon.store.signals import SignalStore
 from autoretrain.daemon.signals.vote import BUY, HOLD, SELL, Signal

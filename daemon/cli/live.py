@@ -8,10 +8,10 @@ from typing import Any
 
 from autoretrain.daemon.cli.arguments import add_json_flag, emit, positive_float, symbol_arg
 from autoretrain.daemon.foundation.config import Config
-from autoretrain.daemon.foundation.errors import AutoretrainError
+from autoretrain.daemon.foundation.errors import EX_UNAVAILABLE, AutoretrainError
 from autoretrain.daemon.store.retrain_runs import FINAL_STATUSES, PROMOTED, REJECTED
 from autoretrain.daemon.foundation.timeframes import pct, signed_pct
-from autoretrain.ipc.control import ControlClient
+from autoretrain.ipc.control import ControlClient, DaemonUnavailable, RequestFailed
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -32,18 +32,38 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     retrain.set_defaults(handler=run_retrain)
 
 
-def client_for(config: Config, retries: int | None = None) -> ControlClient:
-    return ControlClient(config.control_endpoint, timeout_ms=config.control.timeout_ms,
-                         retries=config.control.retries if retries is None else retries)
+class DaemonNotRunning(AutoretrainError):
+    """No daemon answers on the control socket."""
+
+    exit_code = EX_UNAVAILABLE
+
+
+class DaemonLink:
+    """The control socket as the CLI uses it: the wire's errors become one-line command errors."""
+
+    def __init__(self, config: Config, retries: int | None = None) -> None:
+        self.client = ControlClient(config.control_endpoint, timeout_ms=config.control.timeout_ms,
+                                    retries=config.control.retries if retries is None else retries)
+
+    def request(self, command: str, **args: Any) -> dict[str, Any]:
+        try:
+            return self.client.request(command, **args)
+        except DaemonUnavailable as exc:
+            raise DaemonNotRunning(str(exc)) from None
+        except RequestFailed as exc:
+            raise AutoretrainError(str(exc)) from None
+
+    def __enter__(self) -> "DaemonLink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
 
 
 def request(config: Config, command: str, *, retries: int | None = None, **args: Any) -> dict[str, Any]:
-    """One request to the running daemon (DaemonUnavailable when none answers)."""
-    client = client_for(config, retries)
-    try:
-        return client.request(command, **args)
-    finally:
-        client.close()
+    """One request to the running daemon (DaemonNotRunning when none answers)."""
+    with DaemonLink(config, retries) as link:
+        return link.request(command, **args)
 
 
 def _mb(value: float | None) -> str:
@@ -91,18 +111,15 @@ def run_retrain(args: argparse.Namespace, config: Config) -> int:
         emit(args, queued, f"retrain of {args.symbol} {what} (run {run_id})")
         return 0
     deadline = time.monotonic() + args.timeout
-    client = client_for(config)  # one socket for the whole wait
-    try:
+    with DaemonLink(config) as link:  # one socket for the whole wait
         while True:
-            run = client.request("run", id=run_id)
+            run = link.request("run", id=run_id)
             if run["status"] in FINAL_STATUSES:
                 break
             if time.monotonic() > deadline:
                 raise AutoretrainError(f"retrain run {run_id} of {args.symbol} still {run['status']} after "
                                        f"{args.timeout:.0f} s")
             time.sleep(1.0)
-    finally:
-        client.close()
     detail = run.get("detail") or {}
     text = f"retrain run {run_id} of {args.symbol}: {run['status']}"
     if run.get("version"):

@@ -17,7 +17,7 @@ from autoretrain.daemon.cli import live as live_commands
 from autoretrain.daemon.cli import model as model_commands
 from autoretrain.daemon.cli import performance as performance_commands
 from autoretrain.daemon.foundation.config import load_config
-from autoretrain.daemon.foundation.errors import EX_SOFTWARE, AutoretrainError
+from autoretrain.daemon.foundation.errors import EX_SOFTWARE, USER_ERRORS, exit_code
 from autoretrain.daemon.foundation.logs import setup_logging
 
 PROG = "autoretrainctl"
@@ -64,9 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         return int(args.handler(args, config) or 0)
-    except AutoretrainError as exc:
+    except USER_ERRORS as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exit_code(exc)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -12,9 +12,12 @@ import argparse
 import logging
 from typing import Any, Callable
 
+from autoretrain.daemon.cli.live import DaemonNotRunning, request
 from autoretrain.daemon.cli.arguments import add_json_flag, emit, positive_float, positive_int, symbol_arg, timeframe_arg
 from autoretrain.daemon.foundation.config import Config
 from autoretrain.daemon.foundation.timeframes import pct, signed_pct
+from autoretrain.models import promotion
+from autoretrain.models.registry import Registry
 
 
 def _symbol_command(commands: argparse._SubParsersAction, common: argparse.ArgumentParser, name: str,
@@ -78,27 +81,6 @@ def run_train(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _version_row(info: Any) -> dict[str, Any]:
-    meta = info.meta or {}
-    evaluation = meta.get("evaluation") or {}
-    return {
-        "version": info.version, "promoted": info.promoted, "created_at": meta.get("created_at"),
-        "error": info.error, "feature_set_version": meta.get("feature_set_version"),
-        "seq_len": meta.get("seq_len"), "horizon": meta.get("horizon"),
-        "trained_until": (meta.get("data") or {}).get("trained_until"),
-        "metrics": {k: evaluation.get(k) for k in ("challenger", "champion", "baseline")},
-        "decision": meta.get("decision"), "sha256": (meta.get("onnx") or {}).get("sha256"),
-    }
-
-
-def models_payload(registry: Any, symbol: str, timeframe: str) -> dict[str, Any]:
-    """Versions with their metrics and which is promoted (the CLI and the control socket both answer this)."""
-    pointer = registry.pointer(symbol, timeframe)
-    rows = [_version_row(info) for info in registry.versions(symbol, timeframe)]
-    return {"symbol": symbol, "timeframe": timeframe, "promoted": pointer["version"],
-            "history": pointer["history"], "versions": rows, "series_dir": str(registry.series_dir(symbol, timeframe))}
-
-
 def _models_text(payload: dict[str, Any]) -> str:
     rows, symbol, timeframe = payload["versions"], payload["symbol"], payload["timeframe"]
     if not rows:
@@ -116,44 +98,10 @@ def _models_text(payload: dict[str, Any]) -> str:
 
 
 def run_models(args: argparse.Namespace, config: Config) -> int:
-    from autoretrain.models.registry import Registry
-
     timeframe = args.timeframe or config.market.timeframe
-    payload = models_payload(Registry(config.models_dir), args.symbol, timeframe)
+    payload = Registry(config.models_dir).listing(args.symbol, timeframe)
     emit(args, payload, _models_text(payload))
     return 0
-
-
-def _verified(registry: Any, symbol: str, timeframe: str, version: str) -> None:
-    """Refuse to point the daemon at a version that would not load (raises ModelRejected, exit 65)."""
-    from autoretrain.models.runtime import ModelRejected, ModelRunner
-
-    path = registry.version_dir(symbol, timeframe, version)
-    if path.is_dir():
-        try:
-            ModelRunner.load(path)
-        except ModelRejected as exc:
-            raise ModelRejected(f"{symbol} {timeframe} {version} refused: {exc.reason}") from None
-
-
-def promote_verified(registry: Any, symbol: str, timeframe: str, version_text: str) -> dict[str, Any]:
-    """Verify a version (checksum, schema, parity), then move the pointer to it."""
-    from autoretrain.models.registry import parse_version
-
-    version = parse_version(version_text)
-    _verified(registry, symbol, timeframe, version)
-    previous = registry.promote(symbol, timeframe, version)
-    return {"symbol": symbol, "timeframe": timeframe, "promoted": version, "previous": previous}
-
-
-def rollback_verified(registry: Any, symbol: str, timeframe: str) -> dict[str, Any]:
-    """Verify the previous champion, then move the pointer back to it."""
-    current = registry.promoted(symbol, timeframe)
-    target = registry.rollback_target(symbol, timeframe)
-    if target is not None:
-        _verified(registry, symbol, timeframe, target)
-    restored = registry.rollback(symbol, timeframe)
-    return {"symbol": symbol, "timeframe": timeframe, "promoted": restored, "previous": current}
 
 
 def _through_daemon(config: Config, timeframe: str, command: str, **args: Any) -> dict[str, Any] | None:
@@ -161,14 +109,11 @@ def _through_daemon(config: Config, timeframe: str, command: str, **args: Any) -
 
     Operators in the daemon's group can ask it over the control socket even where they may not write
     the registry themselves; without a daemon the registry is changed directly."""
-    from autoretrain.daemon.cli.live import request
-    from autoretrain.ipc.control import DaemonUnavailable
-
     if timeframe != config.market.timeframe:  # the daemon only serves its own timeframe
         return None
     try:
         return request(config, command, retries=1, timeframe=timeframe, **args)
-    except DaemonUnavailable:
+    except DaemonNotRunning:
         return None
 
 
@@ -180,11 +125,9 @@ def _move_pointer(config: Config, timeframe: str, command: str, directly: Callab
 
 
 def run_promote(args: argparse.Namespace, config: Config) -> int:
-    from autoretrain.models.registry import Registry
-
     timeframe = args.timeframe or config.market.timeframe
     result = _move_pointer(config, timeframe, "promote",
-                           lambda: promote_verified(Registry(config.models_dir), args.symbol, timeframe, args.version),
+                           lambda: promotion.promote_verified(Registry(config.models_dir), args.symbol, timeframe, args.version),
                            symbol=args.symbol, version=args.version)
     version, previous = result["promoted"], result["previous"]
     text = (f"{args.symbol} {timeframe}: {version} is already the promoted model" if previous == version else
@@ -194,11 +137,9 @@ def run_promote(args: argparse.Namespace, config: Config) -> int:
 
 
 def run_rollback(args: argparse.Namespace, config: Config) -> int:
-    from autoretrain.models.registry import Registry
-
     timeframe = args.timeframe or config.market.timeframe
     result = _move_pointer(config, timeframe, "rollback",
-                           lambda: rollback_verified(Registry(config.models_dir), args.symbol, timeframe),
+                           lambda: promotion.rollback_verified(Registry(config.models_dir), args.symbol, timeframe),
                            symbol=args.symbol)
     emit(args, result, f"{args.symbol} {timeframe}: rolled back from {result['previous']} to {result['promoted']}")
     return 0

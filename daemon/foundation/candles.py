@@ -13,11 +13,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.foundation.timeframes import alignment_offset_ms, iso, timeframe_ms
 
-CANDLE_DTYPE = np.dtype(
-    [("ts", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"), ("volume", "<f8")]
-)
 PRICE_FIELDS = ("open", "high", "low", "close")
 
 

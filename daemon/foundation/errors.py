@@ -7,6 +7,9 @@ an `AutoretrainError` subclass; the command-line entry points print `str(error)`
 
 from __future__ import annotations
 
+from autoretrain.models.errors import (ChampionChanged, DeviceUnavailable, InvalidVersion, ModelError, ModelRejected,
+                                       NothingToRollBack, RegistryError, TrainingAborted, VersionNotFound)
+
 EX_USAGE = 64
 EX_DATAERR = 65
 EX_NOINPUT = 66
@@ -66,3 +69,23 @@ class StoreError(AutoretrainError):
     """The state store is unusable (locked for too long, corrupt, unwritable)."""
 
     exit_code = EX_TEMPFAIL
+
+
+#: the exit code of each error the model library raises, where a command or process ends
+_MODEL_EXIT_CODES: dict[type[ModelError], int] = {
+    ModelRejected: EX_DATAERR, RegistryError: EX_DATAERR, InvalidVersion: EX_USAGE, VersionNotFound: EX_NOINPUT,
+    NothingToRollBack: EX_USAGE, ChampionChanged: EX_TEMPFAIL, TrainingAborted: EX_TEMPFAIL,
+    DeviceUnavailable: EX_CONFIG,
+}
+#: what the edges catch: every error that is the user's or the environment's, never a bug
+USER_ERRORS = (AutoretrainError, ModelError)
+
+
+def exit_code(error: BaseException) -> int:
+    """The sysexits-style code for an error of USER_ERRORS (1 for any other)."""
+    if isinstance(error, AutoretrainError):
+        return error.exit_code
+    for kind in type(error).__mro__:
+        if kind in _MODEL_EXIT_CODES:
+            return _MODEL_EXIT_CODES[kind]
+    return 1

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from autoretrain.daemon.foundation import candles as candle_ops
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.foundation.errors import DataError, NoInputError
 
 CSV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")

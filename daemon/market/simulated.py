@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.foundation.config import SimulatedConfig
 from autoretrain.daemon.market.base import Batch, CandleSource
 from autoretrain.daemon.market.clock import MarketClock

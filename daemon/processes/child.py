@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol, Sequence
 import zmq
 
 from autoretrain.daemon.foundation.config import Config
-from autoretrain.daemon.foundation.errors import AutoretrainError
+from autoretrain.daemon.foundation.errors import USER_ERRORS, exit_code
 from autoretrain.daemon.foundation.logs import log_uncaught, setup_logging
 from autoretrain.ipc import messages
 from autoretrain.ipc.bus import Publisher, Subscriber, bus_endpoints
@@ -162,9 +162,9 @@ def run_child(name: str, make: Callable[[Child], ChildBody], argv: Sequence[str]
             code = body.run()
         finally:
             body.close()
-    except AutoretrainError as exc:
+    except USER_ERRORS as exc:
         child.log.error("%s cannot run: %s", name, exc)
-        code = exc.exit_code
+        code = exit_code(exc)
     except Exception:  # noqa: BLE001 - logged as one record; the supervisor restarts us
         child.log.exception("%s failed", name)
         code = 1

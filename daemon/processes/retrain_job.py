@@ -30,9 +30,10 @@ from autoretrain.models import dataset as ds
 from autoretrain.models import evaluation as ev
 from autoretrain.models.export import ParityReport, check_parity, export_onnx
 from autoretrain.models.features import FEATURE_NAMES, FEATURE_SET_VERSION, N_FEATURES, WARMUP_CANDLES, compute_features
-from autoretrain.models.registry import ChampionChanged, Registry, Staging
-from autoretrain.models.runtime import MODEL_FILE, PARITY_FILE, ModelRejected, ModelRunner, sha256_bytes
-from autoretrain.models.training import ProgressCallback, StopCheck, TrainingAborted, TrainResult, train_network
+from autoretrain.models.registry import Registry, Staging
+from autoretrain.models.runtime import MODEL_FILE, PARITY_FILE, ModelRunner, sha256_bytes
+from autoretrain.models.errors import ChampionChanged, ModelRejected, TrainingAborted
+from autoretrain.models.training import FitSettings, NetworkShape, ProgressCallback, StopCheck, TrainResult, train_network
 
 log = logging.getLogger("autoretrain.model")
 PARITY_SAMPLES = 64
@@ -214,7 +215,9 @@ class _Job:
         result = train_network(
             ds.windows(scaled, split.train, seq), ds.labels(data.close, split.train, horizon),
             ds.windows(scaled, split.validation, seq), ds.labels(data.close, split.validation, horizon),
-            model=self.model, training=self.training, progress=self.progress, should_stop=self.should_stop,
+            model=NetworkShape(self.model.hidden_size, self.model.num_layers, self.model.dropout),
+            training=FitSettings(**self.training.model_dump(include=set(FitSettings.__dataclass_fields__))),
+            progress=self.progress, should_stop=self.should_stop,
         )
         return normaliser, scaled, result
 

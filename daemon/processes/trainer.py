@@ -17,7 +17,7 @@ from typing import Sequence
 
 from autoretrain.daemon.store.candles import CandleStore
 from autoretrain.daemon.processes.child import Child, run_child
-from autoretrain.daemon.foundation.errors import AutoretrainError
+from autoretrain.daemon.foundation.errors import USER_ERRORS
 from autoretrain.daemon.store.retrain_runs import RetrainRun, RetrainRuns
 from autoretrain.ipc import messages
 
@@ -65,7 +65,7 @@ class Trainer:
             outcome = self.run_training(self.config, symbol, run.timeframe, trigger=run.trigger, reason=run.reason,
                                         requested_market_ts=run.requested_market_ts, run_id=run.id,
                                         progress=self._progress(run), should_stop=self._should_stop)
-        except AutoretrainError as exc:
+        except USER_ERRORS as exc:
             self.child.log.error("Retrain failed for %s: %s", symbol, exc)
             self.child.publish(messages.RETRAIN_FAILED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
                                error=str(exc))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from autoretrain.daemon.foundation import candles as candle_ops
-from autoretrain.daemon.foundation.candles import CANDLE_DTYPE
+from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.store.connection import connect, transaction
 from autoretrain.daemon.foundation.timeframes import iso, timeframe_ms
 

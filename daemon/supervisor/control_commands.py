@@ -13,6 +13,7 @@ from autoretrain.daemon.store.retrain_runs import RetrainRuns
 from autoretrain.daemon.supervisor.status_board import StatusBoard
 from autoretrain.ipc import messages
 from autoretrain.ipc.control import ControlError
+from autoretrain.models import promotion
 
 Publish = Callable[..., None]
 
@@ -81,25 +82,19 @@ class ControlCommands:
     # -- the model registry (the same checks as the offline commands) -----------------------------------
 
     def models(self, args: dict[str, Any]) -> dict[str, Any]:
-        from autoretrain.daemon.cli.model import models_payload
-
-        return models_payload(self.board.registry, self._symbol(args), self._timeframe(args))
+        return self.board.registry.listing(self._symbol(args), self._timeframe(args))
 
     def promote(self, args: dict[str, Any]) -> dict[str, Any]:
-        from autoretrain.daemon.cli.model import promote_verified
-
         symbol, timeframe = self._symbol(args), self._timeframe(args)
         version = args.get("version")
         if not isinstance(version, str) or not version:
             raise ControlError("missing argument 'version'")
-        result = promote_verified(self.board.registry, symbol, timeframe, version)
+        result = promotion.promote_verified(self.board.registry, symbol, timeframe, version)
         self.publish(messages.MODEL_PROMOTED, symbol=symbol, timeframe=timeframe, version=result["promoted"])
         return result
 
     def rollback(self, args: dict[str, Any]) -> dict[str, Any]:
-        from autoretrain.daemon.cli.model import rollback_verified
-
         symbol, timeframe = self._symbol(args), self._timeframe(args)
-        result = rollback_verified(self.board.registry, symbol, timeframe)
+        result = promotion.rollback_verified(self.board.registry, symbol, timeframe)
         self.publish(messages.MODEL_PROMOTED, symbol=symbol, timeframe=timeframe, version=result["promoted"])
         return result
