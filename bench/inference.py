@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autoretrain.daemon.store.candles import CandleStore  # noqa: E402
+from autoretrain.daemon.store.database import Database  # noqa: E402
 from autoretrain.daemon.foundation.config import build_config  # noqa: E402
 from autoretrain.daemon.market.simulated import Regime, SimulatedSeries  # noqa: E402
 from autoretrain.models.features import N_FEATURES  # noqa: E402
@@ -47,8 +47,8 @@ def _trained_version(state: Path) -> Path:
 
     config = build_config({"paths": {"state_dir": str(state)}, "market": {"source": "simulated"},
                            "training": {"epochs": 2, "device": "cpu"}}, env={})
-    with CandleStore(config.db_path) as store:
-        store.upsert("simulated", SYMBOL, "1h", _series().candles(0, 2999))
+    with Database(config.db_path) as db:
+        db.candles.upsert("simulated", SYMBOL, "1h", _series().candles(0, 2999))
     outcome = run_training(config, SYMBOL, "1h", promote="always", trigger="bench")
     return config.models_dir / "SIM_USDT" / "1h" / str(outcome.version)
 

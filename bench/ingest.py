@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autoretrain.daemon.market.backfill import backfill  # noqa: E402
-from autoretrain.daemon.store.candles import CandleStore  # noqa: E402
+from autoretrain.daemon.store.database import Database  # noqa: E402
 from autoretrain.daemon.market.ccxt_source import CcxtSource  # noqa: E402
 from autoretrain.daemon.market.csv_file import read_candle_csv  # noqa: E402
 from autoretrain.daemon.market.retry import Backoff  # noqa: E402
 from autoretrain.daemon.foundation.timeframes import DAY_MS, timeframe_ms  # noqa: E402
-from tests.fakes.binance import FakeBinance  # noqa: E402
+from tests.support.fake_exchange import FakeBinance  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 FILES = {"1h": DATA / "binance_BTCUSDT_1h_2018-2026.csv.gz", "5m": DATA / "binance_BTCUSDT_5m_2024-12_2026-02.csv.gz"}
@@ -37,8 +37,8 @@ def bench_import(path: Path, timeframe: str, repeat: int) -> dict[str, object]:
             started = time.perf_counter()
             loaded = read_candle_csv(path, timeframe)
             read_done = time.perf_counter()
-            with CandleStore(Path(tmp) / "db.sqlite") as store:
-                result = store.upsert("binance", "BTC/USDT", timeframe, loaded.candles)
+            with Database(Path(tmp) / "db.sqlite") as db:
+                result = db.candles.upsert("binance", "BTC/USDT", timeframe, loaded.candles)
             finished = time.perf_counter()
         count = result.inserted
         best_read = min(best_read, read_done - started)
@@ -52,11 +52,11 @@ def bench_download(days: int, timeframe: str, rate_limit: bool) -> dict[str, obj
     step = timeframe_ms(timeframe)
     now = 1_747_000_000_000 // step * step
     with FakeBinance(now_ms=now, history_start_ms=now - (days + 1) * DAY_MS) as fake, \
-            tempfile.TemporaryDirectory() as tmp, CandleStore(Path(tmp) / "db.sqlite") as store:
+            tempfile.TemporaryDirectory() as tmp, Database(Path(tmp) / "db.sqlite") as db:
         params = {**fake.exchange_params(), "enableRateLimit": rate_limit}
         source = CcxtSource("binance", params, backoff=Backoff(3, 0.01, 0.05))
         started = time.perf_counter()
-        report = backfill(source, store, "BTC/USDT", timeframe, now - days * DAY_MS)
+        report = backfill(source, db.candles, "BTC/USDT", timeframe, now - days * DAY_MS)
         seconds = time.perf_counter() - started
     return {"timeframe": timeframe, "days": days, "candles": report.inserted, "pages": report.pages,
             "ccxt_rate_limiter": rate_limit, "seconds": round(seconds, 3),

@@ -101,7 +101,7 @@ class Running:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(self.notify_path)}
         self.started = time.monotonic()
         self.log = open(config_path.parent / "daemon.log", "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "autoretrain.daemon.supervisor.arbiter", "--config", str(config_path)],
+        self.process = subprocess.Popen([sys.executable, "-m", "autoretrain.daemon.supervisor.main", "--config", str(config_path)],
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.ready_s = self._wait_ready()
         self.context = zmq.Context()

@@ -28,7 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autoretrain.daemon.store.candles import CandleStore  # noqa: E402
+from autoretrain.daemon.store.database import Database  # noqa: E402
 from autoretrain.daemon.foundation.config import build_config  # noqa: E402
 from autoretrain.daemon.market.csv_file import read_candle_csv  # noqa: E402
 
@@ -56,8 +56,8 @@ def _run_variant(name: str, candles: Any, days: float, epochs: int) -> dict[str,
             "model": model,
             "training": {"days": days, "epochs": epochs, "patience": epochs + 1, "device": "cpu", **training},
         }, env={})
-        with CandleStore(config.db_path) as store:
-            store.upsert(config.store_exchange, SYMBOL, "1h", candles)
+        with Database(config.db_path) as db:
+            db.candles.upsert(config.store_exchange, SYMBOL, "1h", candles)
         started = time.perf_counter()
         outcome = run_training(config, SYMBOL, "1h", promote="never", trigger="bench")
         wall = time.perf_counter() - started

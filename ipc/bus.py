@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
 
 import zmq
 
@@ -28,9 +27,9 @@ def bus_endpoints(runtime_dir: Path) -> tuple[str, str]:
     return f"ipc://{Path(runtime_dir) / 'bus-in.sock'}", f"ipc://{Path(runtime_dir) / 'bus-out.sock'}"
 
 
-def receive_events(sock: zmq.Socket, limit: int) -> list[tuple[str, dict[str, Any]]]:
+def receive_events(sock: zmq.Socket, limit: int) -> list[messages.Envelope]:
     """Decoded events waiting on `sock` now, without blocking; other frames (subscriptions) skipped."""
-    seen: list[tuple[str, dict[str, Any]]] = []
+    seen: list[messages.Envelope] = []
     for _ in range(limit):
         try:
             frames = sock.recv_multipart(zmq.NOBLOCK)
@@ -112,11 +111,11 @@ class Publisher:
         self.sock.setsockopt(zmq.SNDHWM, HIGH_WATER_MARK)
         self.sock.connect(endpoint)
 
-    def publish(self, topic: str, **payload: Any) -> None:
+    def publish(self, message: messages.Message) -> None:
         try:
-            self.sock.send_multipart(messages.encode(topic, payload, self.source), zmq.NOBLOCK)
+            self.sock.send_multipart(messages.encode(message, self.source), zmq.NOBLOCK)
         except zmq.Again:
-            log.debug("event %s dropped: bus queue full", topic)
+            log.debug("event %s dropped: bus queue full", message.TOPIC.value)
 
     def close(self) -> None:
         self.sock.close(0)
@@ -125,14 +124,14 @@ class Publisher:
 class Subscriber:
     """A child's SUB socket on the bus, subscribed to the given topic prefixes."""
 
-    def __init__(self, context: zmq.Context, endpoint: str, topics: tuple[str, ...]) -> None:
+    def __init__(self, context: zmq.Context, endpoint: str, topics: tuple[messages.Topic | str, ...]) -> None:
         self.sock = _socket(context, zmq.SUB)
         self.sock.setsockopt(zmq.RCVHWM, HIGH_WATER_MARK)
         self.sock.connect(endpoint)
-        for topic in topics:
-            self.sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        for topic in topics:  # a Topic, or a prefix such as "retrain."
+            self.sock.setsockopt(zmq.SUBSCRIBE, (topic.value if isinstance(topic, messages.Topic) else topic).encode())
 
-    def drain(self, limit: int = 10_000) -> list[tuple[str, dict[str, Any]]]:
+    def drain(self, limit: int = 10_000) -> list[messages.Envelope]:
         """Every event waiting now (without blocking)."""
         return receive_events(self.sock, limit)
 

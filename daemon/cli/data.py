@@ -8,7 +8,8 @@ import sys
 from typing import Any, Callable
 
 from autoretrain.daemon.market.backfill import BackfillReport, backfill
-from autoretrain.daemon.store.candles import CandleStore, SeriesSummary
+from autoretrain.daemon.store.candles import SeriesSummary
+from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.cli.arguments import (add_json_flag, date_arg, emit, positive_float, symbol_arg,
                                     timeframe_arg)
 from autoretrain.daemon.foundation.config import Config
@@ -101,9 +102,9 @@ def run_download(args: argparse.Namespace, config: Config) -> int:
         else:
             since = source.now_ms() - int(args.days * DAY_MS)
         update, finish = _progress_bar(args, timeframe)
-        with CandleStore(config.db_path) as store:
+        with Database(config.db_path) as db:
             try:
-                report = backfill(source, store, args.symbol, timeframe, since, args.until, progress=update)
+                report = backfill(source, db.candles, args.symbol, timeframe, since, args.until, progress=update)
             finally:
                 finish()
     finally:
@@ -121,8 +122,8 @@ def run_import_csv(args: argparse.Namespace, config: Config) -> int:
 
     exchange = args.exchange or config.market.exchange
     loaded = read_candle_csv(args.path, args.timeframe)
-    with CandleStore(config.db_path) as store:
-        result = store.upsert(exchange, args.symbol, args.timeframe, loaded.candles)
+    with Database(config.db_path) as db:
+        result = db.candles.upsert(exchange, args.symbol, args.timeframe, loaded.candles)
     first, last = int(loaded.candles["ts"][0]), int(loaded.candles["ts"][-1])
     payload: dict[str, Any] = {
         "path": str(args.path), "exchange": exchange, "symbol": args.symbol, "timeframe": args.timeframe,
@@ -142,9 +143,9 @@ def run_candles(args: argparse.Namespace, config: Config) -> int:
     timeframe = args.timeframe or config.market.timeframe
     exchange = args.exchange or config.store_exchange
     if config.db_path.exists():
-        with CandleStore(config.db_path) as store:
-            summary = store.summary(exchange, args.symbol, timeframe)
-            gaps = store.gaps(exchange, args.symbol, timeframe)
+        with Database(config.db_path) as db:
+            summary = db.candles.summary(exchange, args.symbol, timeframe)
+            gaps = db.candles.gaps(exchange, args.symbol, timeframe)
     else:
         summary, gaps = SeriesSummary(exchange, args.symbol, timeframe, 0, None, None), []
     missing = sum(g.missing for g in gaps)

@@ -10,7 +10,7 @@ from autoretrain.daemon.cli.arguments import add_json_flag, emit, positive_float
 from autoretrain.daemon.foundation.config import Config
 from autoretrain.daemon.foundation.errors import EX_UNAVAILABLE, AutoretrainError
 from autoretrain.daemon.store.retrain_runs import FINAL_STATUSES, PROMOTED, REJECTED
-from autoretrain.daemon.foundation.timeframes import pct, signed_pct
+from autoretrain.daemon.foundation.formatting import pct, signed_pct
 from autoretrain.ipc.control import ControlClient, DaemonUnavailable, RequestFailed
 
 

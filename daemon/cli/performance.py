@@ -8,17 +8,18 @@ them (model state from the registry's promoted pointer, market time = the newest
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from typing import Any
 
 from autoretrain.daemon.cli.arguments import add_json_flag, emit, positive_int, symbol_arg, timeframe_arg
 from autoretrain.daemon.foundation.config import Config
-from autoretrain.daemon.store.connection import connect
 from autoretrain.daemon.foundation.errors import NoInputError
-from autoretrain.daemon.signals.performance import Performance, Stats, run_market_ts
-from autoretrain.daemon.signals.policy import RetrainDecision, assess
-from autoretrain.daemon.store.signals import SignalRecord, SignalStore
-from autoretrain.daemon.foundation.timeframes import iso, pct, signed_pct
+from autoretrain.daemon.loop.assess import assess
+from autoretrain.daemon.signals.performance import Performance, Stats
+from autoretrain.daemon.signals.policy import RetrainDecision
+from autoretrain.daemon.store.database import Database
+from autoretrain.daemon.store.signals import SignalRecord
+from autoretrain.daemon.foundation.formatting import pct, signed_pct
+from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.models.registry import Registry
 
 
@@ -43,24 +44,17 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     signals.set_defaults(handler=run_signals)
 
 
-def _open_store(config: Config) -> sqlite3.Connection:
+def _open_series(config: Config, exchange: str, symbol: str, timeframe: str) -> Database:
+    """The store, refusing a missing one and a series with neither candles nor signals (almost surely a typo)."""
     if not config.db_path.exists():
         raise NoInputError(f"no store at {config.db_path}: nothing recorded yet (start the daemon, or "
                            "`autoretrainctl download` / `import-csv` first)")
-    return connect(config.db_path, create=False)
-
-
-def _require_series(conn: sqlite3.Connection, exchange: str, symbol: str, timeframe: str) -> None:
-    """A symbol or timeframe with neither candles nor signals is almost surely a typo: say so."""
-    known = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM series WHERE exchange = ? AND symbol = ? AND timeframe = ?)"
-        " OR EXISTS (SELECT 1 FROM signals WHERE exchange = ? AND symbol = ? AND timeframe = ?)",
-        (exchange, symbol, timeframe) * 2,
-    ).fetchone()[0]
-    if not known:
+    db = Database(config.db_path, create=False)
+    if not db.knows(exchange, symbol, timeframe):
+        db.close()
         raise NoInputError(f"nothing stored for {exchange} {symbol} {timeframe}: no candles and no signals "
                            "(check the symbol and --timeframe; `autoretrainctl candles SYMBOL` shows what is stored)")
-
+    return db
 
 
 def _row(label: str, stats: Stats, note: str = "") -> str:
@@ -90,7 +84,7 @@ def _performance_text(perf: Performance, decision: RetrainDecision, promoted: st
     if last is None:
         lines.append("last retrain: never")
     else:
-        when = iso(run_market_ts(last)) or "unknown market time"
+        when = iso(last.market_ts) or "unknown market time"
         lines.append(f"last retrain: {when} {last.status}{f' {last.version}' if last.version else ''} "
                      f"(trigger {last.trigger})")
     if perf.retrain.in_progress:
@@ -104,12 +98,8 @@ def run_performance(args: argparse.Namespace, config: Config) -> int:
     timeframe = args.timeframe or config.market.timeframe
     exchange = config.store_exchange
     promoted = Registry(config.models_dir).promoted(args.symbol, timeframe)
-    conn = _open_store(config)
-    try:
-        _require_series(conn, exchange, args.symbol, timeframe)
-        perf, decision = assess(conn, config, exchange, args.symbol, timeframe, has_model=promoted is not None)
-    finally:
-        conn.close()
+    with _open_series(config, exchange, args.symbol, timeframe) as db:
+        perf, decision = assess(db, config, exchange, args.symbol, timeframe, has_model=promoted is not None)
     payload: dict[str, Any] = {**perf.as_dict(), "promoted_version": promoted, "decision": decision.as_dict()}
     emit(args, payload, _performance_text(perf, decision, promoted))
     return 0
@@ -131,12 +121,8 @@ def _signal_line(record: SignalRecord) -> str:
 def run_signals(args: argparse.Namespace, config: Config) -> int:
     timeframe = args.timeframe or config.market.timeframe
     exchange = config.store_exchange
-    conn = _open_store(config)
-    try:
-        _require_series(conn, exchange, args.symbol, timeframe)
-        records = SignalStore(conn).recent(exchange, args.symbol, timeframe, args.last)
-    finally:
-        conn.close()
+    with _open_series(config, exchange, args.symbol, timeframe) as db:
+        records = db.signals.recent(exchange, args.symbol, timeframe, args.last)
     payload = {"exchange": exchange, "symbol": args.symbol, "timeframe": timeframe,
                "signals": [record.as_dict() for record in records]}
     header = f"{exchange} {args.symbol} {timeframe}: "

@@ -59,13 +59,3 @@ def parse_iso_ms(text: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp() * 1000)
-
-
-def pct(value: float | None, missing: str = "n/a") -> str:
-    """A fraction as a percentage with one decimal for logs and reports ('57.5%'); `missing` for None."""
-    return missing if value is None else f"{100 * value:.1f}%"
-
-
-def signed_pct(value: float | None, digits: int = 2, missing: str = "-") -> str:
-    """A value already in percent (a PnL, a price move) with its sign ('+1.25%'); `missing` for None."""
-    return missing if value is None else f"{value:+.{digits}f}%"

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.store.candles import CandleTable
 from autoretrain.daemon.foundation.candles import Rejection
 from autoretrain.daemon.market.base import CandleSource, Hole
 from autoretrain.daemon.foundation.timeframes import iso
@@ -49,7 +49,7 @@ class BackfillReport:
         }
 
 
-def backfill(source: CandleSource, store: CandleStore, symbol: str, timeframe: str, since_ms: int,
+def backfill(source: CandleSource, store: CandleTable, symbol: str, timeframe: str, since_ms: int,
              until_ms: int | None = None, progress: Progress | None = None) -> BackfillReport:
     """Fetch closed candles from `since_ms` and upsert them; invalid candles and holes are reported."""
     report = BackfillReport(source.exchange, symbol, timeframe)

@@ -1,19 +1,24 @@
 """What every child process (ingest, inference, trainer) shares: start-up, stop signal, bus, liveness.
 
-A child is started by the supervisor with `python -m daemon.<name> --config-json PATH`: the
-configuration the supervisor validated and resolved, so every process sees exactly the same one.
-It creates its own ZeroMQ context (never inherited across fork), stops cleanly on SIGTERM/SIGINT,
-and reports its state on the bus every second (`process` events) from a thread of its own, so a long
-epoch or a slow backfill page never looks like a dead process. Each report also says how long ago the
-main loop last showed progress (`stalled_s`, from `beat()`), which is what tells a busy process from a
-hung one: the supervisor's readiness, watchdog and `status` all come from these reports, and a lost
-report is simply repeated.
+A child is started by the supervisor with `python -m autoretrain.daemon.processes.<name> --config-json
+PATH`: the configuration the supervisor validated and resolved, so every process sees exactly the
+same one. It creates its own ZeroMQ context (never inherited across fork), stops cleanly on
+SIGTERM/SIGINT, and reports its state on the bus every second (`process` events) from a thread of its
+own, so a long epoch or a slow backfill page never looks like a dead process. Each report also says
+how long ago the main loop last showed progress (`stalled_s`, from `beat()`), which is what tells a
+busy process from a hung one: the supervisor's readiness, watchdog and `status` all come from these
+reports, and a lost report is simply repeated.
+
+`Child(name, config)` only holds state; `start()` does everything with a side effect (death signal,
+signal handlers, sockets, the reporter thread), so a body can be built and driven in a test without
+any of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import logging
 import os
 import signal
 import threading
@@ -29,6 +34,7 @@ from autoretrain.daemon.foundation.errors import USER_ERRORS, exit_code
 from autoretrain.daemon.foundation.logs import log_uncaught, setup_logging
 from autoretrain.ipc import messages
 from autoretrain.ipc.bus import Publisher, Subscriber, bus_endpoints
+from autoretrain.models.durable import write_atomic
 
 REPORT_INTERVAL_S = 1.0
 PR_SET_PDEATHSIG = 1
@@ -38,11 +44,7 @@ RESOLVED_CONFIG_NAME = "config.resolved.json"
 def write_resolved_config(config: Config, runtime_dir: Path) -> Path:
     """The supervisor's validated configuration, for its children (written atomically, 0640)."""
     path = Path(runtime_dir) / RESOLVED_CONFIG_NAME
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(config.model_dump_json())
-    os.replace(temporary, path)
+    write_atomic(path, config.model_dump_json().encode(), mode=0o640)
     return path
 
 
@@ -58,25 +60,11 @@ def _stop_with_parent() -> None:
 class Child:
     """The running child: config, logger, bus sockets, stop flag and liveness reports."""
 
-    def __init__(self, name: str, argv: Sequence[str] | None = None) -> None:
-        parent = os.getppid()
-        _stop_with_parent()
-        parser = argparse.ArgumentParser(prog=f"autoretrain-{name}")
-        parser.add_argument("--config-json", required=True, type=Path)
-        args = parser.parse_args(argv)
+    def __init__(self, name: str, config: Config) -> None:
         self.name = name
-        self.config = Config.model_validate_json(args.config_json.read_text())
-        self.log = setup_logging(name, self.config.logging.level, self.config.logging.file)
-        log_uncaught(self.log)
+        self.config = config
+        self.log = logging.getLogger(f"autoretrain.{name}")
         self.stopping = False
-        signal.signal(signal.SIGTERM, self._on_stop_signal)
-        signal.signal(signal.SIGINT, self._on_stop_signal)
-        if os.getppid() != parent:
-            self.stopping = True  # the supervisor died before we could ask to be told
-        self.context = zmq.Context()
-        publish_endpoint, subscribe_endpoint = bus_endpoints(self.config.runtime_dir)
-        self.subscribe_endpoint = subscribe_endpoint
-        self.publisher = Publisher(self.context, publish_endpoint, name)
         self.state = "starting"
         self.detail: dict[str, Any] = {}
         self.started_at = time.time()
@@ -84,18 +72,33 @@ class Child:
         self._beat = time.monotonic()
         self._wake = threading.Event()
         self._closing = threading.Event()
-        self._reporter = threading.Thread(target=self._report_loop, args=(publish_endpoint,),
-                                          name="liveness", daemon=True)
+        self.context: zmq.Context | None = None
+        self.publisher: Publisher | None = None
+        self._reporter: threading.Thread | None = None
+        self.publish_endpoint, self.subscribe_endpoint = bus_endpoints(config.runtime_dir)
+
+    def start(self, parent_pid: int | None = None) -> None:
+        """Become a child process: die with the supervisor, stop on SIGTERM, open the bus, start reporting."""
+        _stop_with_parent()
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        if parent_pid is not None and os.getppid() != parent_pid:
+            self.stopping = True  # the supervisor died before we could ask to be told
+        self.context = zmq.Context()
+        self.publisher = Publisher(self.context, self.publish_endpoint, self.name)
+        self._reporter = threading.Thread(target=self._report_loop, name="liveness", daemon=True)
         self._reporter.start()
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
 
-    def subscribe(self, *topics: str) -> Subscriber:
+    def subscribe(self, *topics: messages.Topic | str) -> Subscriber:
+        assert self.context is not None, "start() the child first"
         return Subscriber(self.context, self.subscribe_endpoint, topics)
 
-    def publish(self, topic: str, **payload: Any) -> None:
-        self.publisher.publish(topic, **payload)
+    def publish(self, message: messages.Message) -> None:
+        if self.publisher is not None:  # not started (a body driven in-process): nobody listens
+            self.publisher.publish(message)
 
     def beat(self) -> None:
         """The main loop made progress (an iteration, a page, a training batch)."""
@@ -112,18 +115,19 @@ class Child:
         if changed or force:
             self._wake.set()
 
-    def _report_loop(self, endpoint: str) -> None:
+    def _report_loop(self) -> None:
         """Thread: one `process` event a second (sooner after a state change), on a socket of its own."""
-        publisher = Publisher(self.context, endpoint, self.name)
+        assert self.context is not None
+        publisher = Publisher(self.context, self.publish_endpoint, self.name)
         try:
             while True:
                 self._wake.wait(REPORT_INTERVAL_S)
                 self._wake.clear()
                 with self._lock:
                     state, detail = self.state, dict(self.detail)
-                publisher.publish(messages.PROCESS, name=self.name, pid=os.getpid(), state=state,
-                                  started_at=self.started_at, detail=detail,
-                                  stalled_s=round(time.monotonic() - self._beat, 1))
+                publisher.publish(messages.ProcessReport(
+                    name=self.name, pid=os.getpid(), state=state, started_at=self.started_at, detail=detail,
+                    stalled_s=round(time.monotonic() - self._beat, 1)))
                 if self._closing.is_set():
                     break
         finally:
@@ -143,8 +147,12 @@ class Child:
     def close(self) -> None:
         self._closing.set()
         self.report("stopped", force=True)
-        self._reporter.join(5)
-        self.context.destroy(linger=0)
+        if self._reporter is not None:
+            self._reporter.join(5)
+        if self.publisher is not None:
+            self.publisher.close()
+        if self.context is not None:
+            self.context.destroy(linger=0)
 
 
 class ChildBody(Protocol):
@@ -155,7 +163,15 @@ class ChildBody(Protocol):
 
 def run_child(name: str, make: Callable[[Child], ChildBody], argv: Sequence[str] | None = None) -> int:
     """Start the child, build its body with `make(child)`, run it, always close both; the exit code."""
-    child = Child(name, argv)
+    parent = os.getppid()
+    parser = argparse.ArgumentParser(prog=f"autoretrain-{name}")
+    parser.add_argument("--config-json", required=True, type=Path)
+    args = parser.parse_args(argv)
+    config = Config.model_validate_json(args.config_json.read_text())
+    log = setup_logging(name, config.logging.level, config.logging.file)
+    log_uncaught(log)
+    child = Child(name, config)
+    child.start(parent_pid=parent)
     try:
         body = make(child)
         try:

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from autoretrain.daemon.market.backfill import backfill
-from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.foundation.candles import Rejection, empty
 from autoretrain.daemon.processes.child import Child, run_child
 from autoretrain.daemon.foundation.config import Config
@@ -65,7 +65,8 @@ class Ingest:
         self.timeframe = self.config.market.timeframe
         self.step = timeframe_ms(self.timeframe)
         self.source = open_market(self.config)
-        self.store = CandleStore(self.config.db_path, autocheckpoint=False)
+        self.db = Database(self.config.db_path, autocheckpoint=False)
+        self.candles = self.db.candles
         self.exchange = self.source.exchange
         self.feeds = {
             symbol: SymbolFeed(symbol, CandleRing.attach(ring_path(self.config.runtime_dir, symbol, self.timeframe),
@@ -83,7 +84,7 @@ class Ingest:
         for feed in self.feeds.values():
             if self.child.stopping:
                 return
-            last = self.store.summary(self.exchange, feed.symbol, self.timeframe).last_ts
+            last = self.candles.summary(self.exchange, feed.symbol, self.timeframe).last_ts
             since = max(now - int(days * DAY_MS), (last + self.step) if last is not None else 0)
             self.child.report("backfilling", symbol=feed.symbol, backfill_page=0)
 
@@ -91,7 +92,7 @@ class Ingest:
                 self.child.report(symbol=symbol, backfill_cursor=iso(cursor), backfill_end=iso(end))
 
             try:
-                report = backfill(self.source, self.store, feed.symbol, self.timeframe, since, progress=progress)
+                report = backfill(self.source, self.candles, feed.symbol, self.timeframe, since, progress=progress)
             except UsageError as exc:  # the exchange does not list this symbol or timeframe: fix the config
                 raise ConfigError(f"market.symbols: {exc}", key_path="market.symbols") from None
             except SourceUnavailable as exc:
@@ -100,9 +101,9 @@ class Ingest:
                 report = None
             for hole in report.holes if report else []:
                 self.child.log.error("backfill of %s left a hole: %s", feed.symbol, hole.describe())
-            summary = self.store.summary(self.exchange, feed.symbol, self.timeframe)
+            summary = self.candles.summary(self.exchange, feed.symbol, self.timeframe)
             feed.last_ts = summary.last_ts
-            feed.ring.reset(self.store.latest(self.exchange, feed.symbol, self.timeframe, feed.ring.capacity))
+            feed.ring.reset(self.candles.latest(self.exchange, feed.symbol, self.timeframe, feed.ring.capacity))
             self.child.log.info("backfilled %s %s: %d new candles, %d stored, newest %s", feed.symbol,
                                 self.timeframe, report.inserted if report else 0, summary.count, iso(summary.last_ts))
 
@@ -157,16 +158,16 @@ class Ingest:
         fresh = [(feed, candles) for feed, candles in fresh if len(candles)]
         if not fresh:
             return 0
-        self.store.store_many([(self.exchange, feed.symbol, self.timeframe, candles) for feed, candles in fresh])
+        self.candles.store_many([(self.exchange, feed.symbol, self.timeframe, candles) for feed, candles in fresh])
         previous = {feed.symbol: feed.last_ts for feed, _ in fresh}
         for feed, candles in fresh:  # every ring first: inference, woken by the first hint, sees them all
             feed.ring.write(candles)
             feed.last_ts = int(candles["ts"][-1])
         for feed, candles in fresh:
             head, _ = feed.ring.state()
-            self.child.publish(messages.CANDLE, symbol=feed.symbol, timeframe=self.timeframe, ts=feed.last_ts,
-                               close=float(candles["close"][-1]), count=len(candles), head=head,
-                               closed_at_ms=feed.last_ts + self.step)
+            self.child.publish(messages.CandleClosed(
+                symbol=feed.symbol, timeframe=self.timeframe, ts=feed.last_ts, close=float(candles["close"][-1]),
+                count=len(candles), head=head, closed_at_ms=feed.last_ts + self.step))
         for feed, candles in fresh:  # after the hints: the log never delays a signal
             after = previous[feed.symbol]
             for note in self.source.market_notes(feed.symbol, self.timeframe,
@@ -200,7 +201,7 @@ class Ingest:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
-        self.store.close()
+        self.db.close()
         self.source.close()
         for feed in self.feeds.values():
             feed.ring.close()

@@ -42,17 +42,25 @@ class ModelSlot:
         self.runner: ModelRunner | None = None
         self.pending: tuple[str | None, futures.Future] | None = None
         self.refused: str | None = None  # version that failed verification (not retried)
+        self.wanted: str | None = None  # what the pointer named when last read
 
     @property
     def version(self) -> str | None:
         return self.runner.version if self.runner is not None else None
 
+    @property
+    def expects_model(self) -> bool:
+        """A model serves, or the pointer names one that is loading: the policy's "has a model", from what
+        this process knows (no file read per candle)."""
+        return self.version is not None or (self.wanted is not None and self.wanted != self.refused)
+
     def _target(self) -> str | None:
         try:
-            return self.registry.promoted(self.symbol, self.timeframe)
+            self.wanted = self.registry.promoted(self.symbol, self.timeframe)
         except RegistryError as exc:
             log.error("%s: cannot read the promoted-model pointer: %s", self.symbol, exc)
             return self.version
+        return self.wanted
 
     def _load(self, version: str | None) -> SwapResult:
         if version is None:

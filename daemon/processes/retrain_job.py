@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.store.candles import CandleTable
+from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.foundation.config import Config
 from autoretrain.daemon.foundation.errors import DataError, UsageError
-from autoretrain.daemon.store.retrain_runs import ABORTED, FAILED, PROMOTED, REJECTED, RetrainRuns
-from autoretrain.daemon.foundation.timeframes import DAY_MS, iso, pct, timeframe_ms
+from autoretrain.daemon.store.retrain_runs import ABORTED, FAILED, PROMOTED, REJECTED
+from autoretrain.daemon.foundation.formatting import pct
+from autoretrain.daemon.foundation.timeframes import DAY_MS, iso, timeframe_ms
 from autoretrain.models import dataset as ds
 from autoretrain.models import evaluation as ev
 from autoretrain.models.export import ParityReport, check_parity, export_onnx
@@ -117,7 +119,7 @@ class _Job:
 
     # -- data ----------------------------------------------------------------------------------------
 
-    def load(self, store: CandleStore) -> _Data:
+    def load(self, store: CandleTable) -> _Data:
         exchange, step = self.config.store_exchange, timeframe_ms(self.timeframe)
         summary = store.summary(exchange, self.symbol, self.timeframe)
         if summary.count == 0 or summary.last_ts is None:
@@ -309,13 +311,13 @@ def run_training(config: Config, symbol: str, timeframe: str | None = None, *, e
                         f"{symbol}` or `autoretrainctl import-csv` first")
     job = _Job(config, symbol, timeframe, epochs=epochs, days=days, promote=promote, progress=progress,
                should_stop=should_stop)
-    with CandleStore(config.db_path) as store:
-        runs = RetrainRuns(store.conn)
+    with Database(config.db_path) as db:
+        runs = db.runs
         if run_id is None:
             run_id = runs.start(config.store_exchange, symbol, timeframe, trigger=trigger, reason=reason,
                                 requested_market_ts=requested_market_ts)
         try:
-            outcome = _run(job, store, run_id)
+            outcome = _run(job, db.candles, run_id)
         except BaseException as exc:
             message = str(exc) or type(exc).__name__
             # stopped on purpose (shutdown, Ctrl-C) is not a failed retrain: no cooldown follows it
@@ -328,7 +330,7 @@ def run_training(config: Config, symbol: str, timeframe: str | None = None, *, e
     return outcome
 
 
-def _run(job: _Job, store: CandleStore, run_id: int) -> TrainOutcome:
+def _run(job: _Job, store: CandleTable, run_id: int) -> TrainOutcome:
     clock = time.perf_counter()
     config, symbol = job.config, job.symbol
 

@@ -15,10 +15,12 @@ import sys
 import time
 from typing import Sequence
 
-from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.processes.child import Child, run_child
 from autoretrain.daemon.foundation.errors import USER_ERRORS
-from autoretrain.daemon.store.retrain_runs import RetrainRun, RetrainRuns
+from autoretrain.daemon.store.retrain_runs import RetrainRun
+from autoretrain.daemon.processes.retrain_job import run_training  # torch: the trainer is its only process
+from autoretrain.models.training import ProgressCallback
 from autoretrain.ipc import messages
 
 POLL_S = 1.0
@@ -28,28 +30,21 @@ class Trainer:
     def __init__(self, child: Child) -> None:
         self.child = child
         self.config = child.config
-        try:
-            os.nice(self.config.training.nice)
-        except OSError as exc:
-            child.log.warning("could not lower the trainer's priority: %s", exc)
-        from autoretrain.daemon.processes.retrain_job import run_training  # torch loads here, before the trainer says it is ready
-
-        self.run_training = run_training
-        self.store = CandleStore(self.config.db_path)
-        self.runs = RetrainRuns(self.store.conn)
-        self.wakeups = child.subscribe(messages.RETRAIN_QUEUED)
+        self.db = Database(self.config.db_path)
+        self.runs = self.db.runs
+        self.wakeups = child.subscribe(messages.Topic.RETRAIN_QUEUED)
 
     def _should_stop(self) -> bool:
         """Asked between training batches: a beat for the liveness reports, and the stop flag."""
         self.child.beat()
         return self.child.stopping
 
-    def _progress(self, run: RetrainRun):  # type: ignore[no-untyped-def]
-        def report(epoch: int, epochs: int, val_accuracy: float | None) -> None:
+    def _progress(self, run: RetrainRun) -> ProgressCallback:
+        def report(epoch: int, epochs: int, val_accuracy: float) -> None:
             training = {"run_id": run.id, "symbol": run.symbol, "timeframe": run.timeframe, "epoch": epoch,
                         "epochs": epochs, "val_accuracy": val_accuracy}
             self.child.report(training=training)
-            self.child.publish(messages.RETRAIN_PROGRESS, **training)
+            self.child.publish(messages.RetrainProgress(**training))
 
         return report
 
@@ -58,34 +53,37 @@ class Trainer:
         self.child.log.info("Starting background retrain for %s", symbol)
         self.child.report("training", force=True, training={"run_id": run.id, "symbol": symbol,
                                                             "timeframe": run.timeframe, "epoch": 0, "epochs": None})
-        self.child.publish(messages.RETRAIN_STARTED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
-                           trigger=run.trigger, reason=run.reason, epoch=0, epochs=None)
+        self.child.publish(messages.RetrainStarted(symbol=symbol, timeframe=run.timeframe, run_id=run.id,
+                                                   trigger=run.trigger, reason=run.reason))
         started = time.monotonic()
         try:
-            outcome = self.run_training(self.config, symbol, run.timeframe, trigger=run.trigger, reason=run.reason,
+            outcome = run_training(self.config, symbol, run.timeframe, trigger=run.trigger, reason=run.reason,
                                         requested_market_ts=run.requested_market_ts, run_id=run.id,
                                         progress=self._progress(run), should_stop=self._should_stop)
         except USER_ERRORS as exc:
             self.child.log.error("Retrain failed for %s: %s", symbol, exc)
-            self.child.publish(messages.RETRAIN_FAILED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
-                               error=str(exc))
+            self.child.publish(messages.RetrainFailed(symbol=symbol, timeframe=run.timeframe, run_id=run.id,
+                                                      error=str(exc)))
             return
         except Exception as exc:  # noqa: BLE001 - a failed job keeps the old model; the trainer lives on
             self.child.log.exception("Retrain failed for %s", symbol)
-            self.child.publish(messages.RETRAIN_FAILED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
-                               error=f"{type(exc).__name__}: {exc}")
+            self.child.publish(messages.RetrainFailed(symbol=symbol, timeframe=run.timeframe, run_id=run.id,
+                                                      error=f"{type(exc).__name__}: {exc}"))
             return
         finally:
             self.child.report("ready", force=True, training=None)
-        self.child.publish(messages.RETRAIN_FINISHED, run_id=run.id, symbol=symbol, timeframe=run.timeframe,
-                           status=outcome.status, version=outcome.version, promoted=outcome.promoted,
-                           reason=outcome.reason, seconds=round(time.monotonic() - started, 1))
+        self.child.publish(messages.RetrainFinished(
+            symbol=symbol, timeframe=run.timeframe, run_id=run.id, status=outcome.status, version=outcome.version,
+            promoted=outcome.promoted, reason=outcome.reason, seconds=round(time.monotonic() - started, 1)))
         if outcome.promoted:
-            self.child.publish(messages.MODEL_PROMOTED, symbol=symbol, timeframe=run.timeframe,
-                               version=outcome.version)
+            self.child.publish(messages.ModelPromoted(symbol=symbol, timeframe=run.timeframe, version=outcome.version))
         self.child.log.info("Retrain completed for %s", symbol)
 
     def run(self) -> int:
+        try:
+            os.nice(self.config.training.nice)  # before torch starts its threads: they inherit it
+        except OSError as exc:
+            self.child.log.warning("could not lower the trainer's priority: %s", exc)
         self.child.report("ready", force=True, training=None)
         while not self.child.stopping:
             for run_id in self.runs.fail_orphans():
@@ -100,7 +98,7 @@ class Trainer:
         return 0
 
     def close(self) -> None:
-        self.store.close()
+        self.db.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

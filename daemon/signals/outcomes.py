@@ -14,20 +14,18 @@ Per signal:
   HOLD is not a trade: no `correct`, no PnL.
 The same is computed for the algorithms' own vote (`algo_correct`, `algo_pnl_pct`).
 
-Settling is idempotent: an outcome row is keyed by its signal and written once, in the same
-transaction that clears the signal's pending flag, so settling twice (or from two processes) settles once.
+This module is the arithmetic; `store.signals.SignalTable.settle` finds the due signals and writes
+their outcomes, idempotently (an outcome row is keyed by its signal and written once, in the same
+transaction that clears the signal's pending flag, so settling twice or from two processes settles once).
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from autoretrain.daemon.store.connection import transaction
 from autoretrain.daemon.signals.vote import BUY, SELL
-from autoretrain.daemon.foundation.timeframes import iso, timeframe_ms
+from autoretrain.daemon.foundation.timeframes import iso
 
 
 @dataclass(frozen=True)
@@ -58,45 +56,3 @@ def trade_result(action: str, entry: float, exit_: float, fee_bps: float) -> tup
     up = exit_ > entry
     direction = 1.0 if action == BUY else -1.0
     return (up if action == BUY else not up), direction * move_pct - 2.0 * fee_bps / 100.0
-
-
-_DUE = """
-SELECT s.id, s.candle_ts, s.price, s.action, s.algo_action, c.ts, c.close
-FROM signals s
-JOIN series se ON se.exchange = s.exchange AND se.symbol = s.symbol AND se.timeframe = s.timeframe
-JOIN candles c ON c.series_id = se.id AND c.ts = s.candle_ts + ?
-WHERE s.exchange = ? AND s.symbol = ? AND s.timeframe = ? AND s.pending = 1
-ORDER BY s.candle_ts
-"""
-_INSERT = """
-INSERT OR IGNORE INTO outcomes (signal_id, exit_ts, exit_price, return_pct, correct, pnl_pct, algo_correct,
-                                algo_pnl_pct, horizon, fee_bps, settled_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-
-def _flag(value: bool | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def settle(conn: sqlite3.Connection, exchange: str, symbol: str, timeframe: str, *, horizon: int,
-           fee_bps: float) -> list[Outcome]:
-    """Settle every pending signal of the series whose exit candle is stored; returns those settled now."""
-    if horizon < 1:
-        raise ValueError(f"horizon must be at least 1 candle, got {horizon}")
-    offset = horizon * timeframe_ms(timeframe)
-    settled: list[Outcome] = []
-    now = time.time()
-    with transaction(conn):
-        for signal_id, candle_ts, entry, action, algo_action, exit_ts, exit_price in conn.execute(
-                _DUE, (offset, exchange, symbol, timeframe)).fetchall():
-            correct, pnl = trade_result(action, entry, exit_price, fee_bps)
-            algo_correct, algo_pnl = trade_result(algo_action, entry, exit_price, fee_bps)
-            return_pct = 100.0 * (exit_price / entry - 1.0)
-            cursor = conn.execute(_INSERT, (signal_id, exit_ts, exit_price, return_pct, _flag(correct), pnl,
-                                            _flag(algo_correct), algo_pnl, horizon, fee_bps, now))
-            conn.execute("UPDATE signals SET pending = 0 WHERE id = ?", (signal_id,))
-            if cursor.rowcount == 1:
-                settled.append(Outcome(signal_id, candle_ts, action, entry, exit_ts, exit_price, return_pct, correct,
-                                       pnl, algo_correct, algo_pnl, horizon, fee_bps))
-    return settled

@@ -29,14 +29,13 @@ it processed, so a replay at any speed takes the same decisions as a live run.
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from autoretrain.daemon.foundation.config import Config
-from autoretrain.daemon.signals.performance import Performance, RetrainSummary, compute_performance, newest_trades
-from autoretrain.daemon.store.signals import SignalStore
-from autoretrain.daemon.foundation.timeframes import DAY_MS, HOUR_MS, iso, pct
+from autoretrain.daemon.foundation.formatting import pct
+from autoretrain.daemon.foundation.timeframes import DAY_MS, HOUR_MS, iso
+from autoretrain.daemon.signals.performance import Performance
 
 PERFORMANCE = "performance"
 FIRST_MODEL = "first_model"
@@ -158,52 +157,3 @@ def log_line(decision: RetrainDecision, symbol: str) -> str | None:
         TRAIN_AT_START: f"History available and no model for {symbol}, scheduling retrain",
     }.get(decision.trigger or "", f"Retrain needed for {symbol}, scheduling retrain")
     return f"{head} (trigger {decision.trigger}: {decision.reason})"
-
-
-def candles_for_training(conn: sqlite3.Connection, config: Config, exchange: str, symbol: str,
-                         timeframe: str) -> int:
-    """Candles in the newest `training.days` window, counted up to `training.min_candles` (all the policy needs)."""
-    row = conn.execute("SELECT id FROM series WHERE exchange = ? AND symbol = ? AND timeframe = ?",
-                       (exchange, symbol, timeframe)).fetchone()
-    if row is None:
-        return 0
-    newest = conn.execute("SELECT MAX(ts) FROM candles WHERE series_id = ?", (row[0],)).fetchone()[0]
-    if newest is None:
-        return 0
-    since = newest - int(config.training.days * DAY_MS)
-    return int(conn.execute("SELECT COUNT(*) FROM (SELECT 1 FROM candles WHERE series_id = ? AND ts > ? LIMIT ?)",
-                            (row[0], since, config.training.min_candles)).fetchone()[0])
-
-
-def policy_inputs(conn: sqlite3.Connection, config: Config, exchange: str, symbol: str, timeframe: str, *,
-                  has_model: bool) -> PolicyInputs:
-    """What `decide` reads, with indexed reads only: cheap enough for every candle of every symbol."""
-    activation = SignalStore(conn).current_activation(exchange, symbol, timeframe)
-    since = activation.market_ts if activation else None
-    current = newest_trades(conn, exchange, symbol, timeframe, since_ts=since)
-    settings = config.auto_training
-    measured = newest_trades(conn, exchange, symbol, timeframe, since_ts=since, limit=settings.rolling_window) \
-        if settings.win_rate_scope == "rolling" else current
-    retrain = RetrainSummary.load(conn, exchange, symbol, timeframe)
-    return PolicyInputs(
-        has_model=has_model, model_signals=current.signals, scope_signals=measured.signals,
-        scope_correct=measured.correct, candles=candles_for_training(conn, config, exchange, symbol, timeframe),
-        last_retrain_ts=retrain.last_completed_ts, model_since_ts=since, setback_status=retrain.setback_status,
-        setback_ts=retrain.setback_ts, retrain_in_progress=retrain.in_progress,
-    )
-
-
-def assess(conn: sqlite3.Connection, config: Config, exchange: str, symbol: str, timeframe: str, *,
-           has_model: bool, market_now_ms: int | None = None) -> tuple[Performance, RetrainDecision]:
-    """Performance from the store and the policy's decision on it (what inference and the CLI both run).
-
-    `market_now_ms` defaults to the open time of the newest stored candle of the series.
-    """
-    performance = compute_performance(conn, exchange, symbol, timeframe, window=config.signals.performance_window,
-                                      current_window=config.auto_training.rolling_window)
-    if market_now_ms is None:
-        market_now_ms = performance.last_candle_ts if performance.last_candle_ts is not None else 0
-    inputs = replace(  # the performance already read holds everything but the training window
-        PolicyInputs.from_performance(performance, has_model=has_model, scope=config.auto_training.win_rate_scope),
-        candles=candles_for_training(conn, config, exchange, symbol, timeframe))
-    return performance, decide(inputs, market_now_ms, config)

@@ -1,4 +1,4 @@
-"""Candles in the SQLite store, keyed by (exchange, symbol, timeframe, open time).
+"""Candles in the SQLite store, keyed by (exchange, symbol, timeframe, open time): `CandleTable`.
 
 Upserts are idempotent (storing the same candles twice changes nothing) and atomic per batch: a
 batch is stored whole or not at all, even when the writer is killed half-way. Reads return ordered
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 from autoretrain.daemon.foundation import candles as candle_ops
 from autoretrain.ipc.candles import CANDLE_DTYPE
-from autoretrain.daemon.store.connection import connect, transaction
+from autoretrain.daemon.store.connection import transaction
 from autoretrain.daemon.foundation.timeframes import iso, timeframe_ms
 
 
@@ -69,22 +68,12 @@ WHERE open IS NOT excluded.open OR high IS NOT excluded.high OR low IS NOT exclu
 _COLUMNS = "ts, open, high, low, close, volume"
 
 
-class CandleStore:
-    """Read and write candles; one instance per process (or thread), each with its own connection."""
+class CandleTable:
+    """Candles of every series, read and written through the process's one connection (`store.Database`)."""
 
-    def __init__(self, db_path: str | Path, *, create: bool = True, autocheckpoint: bool = True) -> None:
-        self.path = Path(db_path)
-        self.conn: sqlite3.Connection = connect(self.path, create=create, autocheckpoint=autocheckpoint)
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
         self._series_ids: dict[tuple[str, str, str], int] = {}  # committed series (never deleted)
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def __enter__(self) -> "CandleStore":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _series_id(self, exchange: str, symbol: str, timeframe: str, *, create: bool) -> int | None:
         key = (exchange, symbol, timeframe)
@@ -186,6 +175,18 @@ class CandleStore:
             (series_id, step),
         ).fetchall()
         return [Gap(int(a), int(b), (int(b) - int(a)) // step - 1) for a, b in rows]
+
+    def count_recent(self, exchange: str, symbol: str, timeframe: str, *, span_ms: int, limit: int) -> int:
+        """Candles within `span_ms` before the newest one (exclusive), counted up to `limit` (an indexed read)."""
+        series_id = self._series_id(exchange, symbol, timeframe, create=False)
+        if series_id is None:
+            return 0
+        newest = self.conn.execute("SELECT MAX(ts) FROM candles WHERE series_id = ?", (series_id,)).fetchone()[0]
+        if newest is None:
+            return 0
+        return int(self.conn.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM candles WHERE series_id = ? AND ts > ? LIMIT ?)",
+            (series_id, newest - span_ms, limit)).fetchone()[0])
 
     def all_series(self) -> list[SeriesSummary]:
         rows = self.conn.execute("SELECT exchange, symbol, timeframe FROM series ORDER BY exchange, symbol, timeframe")

@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from autoretrain.daemon.signals.performance import LastRetrain, RetrainSummary
 from autoretrain.daemon.store.connection import transaction
 from autoretrain.daemon.foundation.timeframes import iso
 
@@ -86,6 +87,12 @@ class RetrainRun:
     version: str | None
     owner: str | None
     detail: dict[str, Any]
+
+    @property
+    def market_ts(self) -> int | None:
+        """Market time of the run: the newest of its request time and its training data's end."""
+        times = [t for t in (self.requested_market_ts, self.data_end_ts) if t is not None]
+        return max(times) if times else None
 
     @property
     def orphaned(self) -> bool:
@@ -214,3 +221,16 @@ class RetrainRuns:
             (exchange, symbol, timeframe, limit),
         ).fetchall()
         return [_row(r) for r in rows]
+
+    def summary(self, exchange: str, symbol: str, timeframe: str) -> RetrainSummary:
+        """What the policy and performance need: the last finished run, the last completed one, a setback
+        (the last finished run was rejected or failed) and whether a job is queued or running."""
+        last = self.last(exchange, symbol, timeframe, (PROMOTED, REJECTED, FAILED))
+        completed = self.last(exchange, symbol, timeframe, (PROMOTED, REJECTED))
+        setback = last if last is not None and last.status in (REJECTED, FAILED) else None
+        return RetrainSummary(
+            last=LastRetrain(last.id, last.status, last.trigger, last.reason, last.version, last.market_ts,
+                             last.finished_at) if last is not None else None,
+            last_completed_ts=completed.market_ts if completed is not None else None,
+            setback_status=setback.status if setback else None, setback_ts=setback.market_ts if setback else None,
+            in_progress=self.active(exchange, symbol, timeframe) is not None)

@@ -2,7 +2,7 @@
 
 Recording a candle's signal a second time (the daemon re-runs a candle after a crash or a hot-swap)
 keeps the first one and reports False, so a signal is never duplicated nor silently rewritten.
-Outcomes are written by `daemon.outcomes`; `settle` here is the same call, for convenience.
+`settle` writes outcomes once their exit candle is stored (the arithmetic is `signals.outcomes`).
 
 The store also keeps when each model started serving a series (`model_activations`): the window
 "since the current model" starts at the newest activation, so a promotion, and equally a rollback
@@ -17,11 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from autoretrain.daemon.signals import outcomes
-from autoretrain.daemon.store.connection import transaction
-from autoretrain.daemon.signals.outcomes import Outcome
+from autoretrain.daemon.foundation.timeframes import iso, timeframe_ms
+from autoretrain.daemon.signals.outcomes import Outcome, trade_result
 from autoretrain.daemon.signals.vote import Signal
-from autoretrain.daemon.foundation.timeframes import iso
+from autoretrain.daemon.store.connection import transaction
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,27 @@ def _record(row: tuple[Any, ...]) -> SignalRecord:
     return SignalRecord(signal, outcome)
 
 
-class SignalStore:
-    """Reads and writes signals and model activations through a connection from store.connection.connect."""
+_DUE = """
+SELECT s.id, s.candle_ts, s.price, s.action, s.algo_action, c.ts, c.close
+FROM signals s
+JOIN series se ON se.exchange = s.exchange AND se.symbol = s.symbol AND se.timeframe = s.timeframe
+JOIN candles c ON c.series_id = se.id AND c.ts = s.candle_ts + ?
+WHERE s.exchange = ? AND s.symbol = ? AND s.timeframe = ? AND s.pending = 1
+ORDER BY s.candle_ts
+"""
+_INSERT_OUTCOME = """
+INSERT OR IGNORE INTO outcomes (signal_id, exit_ts, exit_price, return_pct, correct, pnl_pct, algo_correct,
+                                algo_pnl_pct, horizon, fee_bps, settled_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+class SignalTable:
+    """Signals, their outcomes and model activations, through the process's one connection (`store.Database`)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -101,8 +119,25 @@ class SignalStore:
         return inserted
 
     def settle(self, exchange: str, symbol: str, timeframe: str, *, horizon: int, fee_bps: float) -> list[Outcome]:
-        """Settle every pending signal whose exit candle is stored (see daemon.outcomes)."""
-        return outcomes.settle(self.conn, exchange, symbol, timeframe, horizon=horizon, fee_bps=fee_bps)
+        """Settle every pending signal of the series whose exit candle is stored; returns those settled now."""
+        if horizon < 1:
+            raise ValueError(f"horizon must be at least 1 candle, got {horizon}")
+        offset = horizon * timeframe_ms(timeframe)
+        settled: list[Outcome] = []
+        now = time.time()
+        with transaction(self.conn):
+            for signal_id, candle_ts, entry, action, algo_action, exit_ts, exit_price in self.conn.execute(
+                    _DUE, (offset, exchange, symbol, timeframe)).fetchall():
+                correct, pnl = trade_result(action, entry, exit_price, fee_bps)
+                algo_correct, algo_pnl = trade_result(algo_action, entry, exit_price, fee_bps)
+                return_pct = 100.0 * (exit_price / entry - 1.0)
+                cursor = self.conn.execute(_INSERT_OUTCOME, (signal_id, exit_ts, exit_price, return_pct, _flag(correct),
+                                                             pnl, _flag(algo_correct), algo_pnl, horizon, fee_bps, now))
+                self.conn.execute("UPDATE signals SET pending = 0 WHERE id = ?", (signal_id,))
+                if cursor.rowcount == 1:
+                    settled.append(Outcome(signal_id, candle_ts, action, entry, exit_ts, exit_price, return_pct,
+                                           correct, pnl, algo_correct, algo_pnl, horizon, fee_bps))
+        return settled
 
     def last_signal_ts(self, exchange: str, symbol: str, timeframe: str) -> int | None:
         """Open time of the newest candle that has a signal (where a restarted daemon resumes)."""

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from autoretrain.daemon.foundation.config import SupervisorConfig
 from autoretrain.daemon.foundation.errors import EX_CONFIG
@@ -68,23 +68,31 @@ class ChildProcess:
 
 
 class Children:
+    """The child table: who runs, who is ready, when a dead one restarts, when to give up.
+
+    `clock` and `popen` are the only ways it reads time or starts a process, so its backoff, flap
+    detection and give-up can be driven in a test with a fake clock and fake processes."""
+
     def __init__(self, names: tuple[str, ...], config_json: Path, policy: SupervisorConfig,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, *, clock: Callable[[], float] = time.monotonic,
+                 popen: Callable[..., Any] = subprocess.Popen) -> None:
         self.table = {name: ChildProcess(name, PROCESS_MODULES[name]) for name in names}
         self.config_json = config_json
         self.policy = policy
         self.python = python
+        self.clock = clock
+        self.popen = popen
         self.env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
 
     def spawn(self, child: ChildProcess) -> None:
-        child.process = subprocess.Popen(
+        child.process = self.popen(
             [self.python, "-m", child.module, "--config-json", str(self.config_json)],
             env=self.env, stdin=subprocess.DEVNULL, close_fds=True,
         )
         child.state = "starting"
         child.ready = False
         child.started_at = time.time()
-        child.last_report = child.progress_at = time.monotonic()
+        child.last_report = child.progress_at = self.clock()
         child.stalled_s = 0.0
         child.next_start = None
         log.info("started %s (pid %d)", child.name, child.process.pid)
@@ -94,7 +102,7 @@ class Children:
         child = self.table.get(name)
         if child is None or child.pid is None or (pid is not None and pid != child.pid):
             return  # a report from a process that is gone (or not ours)
-        child.last_report = time.monotonic()
+        child.last_report = self.clock()
         if state != child.state or detail != child.detail:
             child.progress_at = child.last_report
         child.state = state
@@ -117,7 +125,7 @@ class Children:
             self._schedule_restart(child, code)
 
     def _schedule_restart(self, child: ChildProcess, code: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         how = f"signal {-code}" if code < 0 else f"code {code}"
         if code == EX_CONFIG:
             raise GiveUp(f"{child.name} exited with {how} (configuration error); not restarting", EX_CONFIG)
@@ -135,14 +143,14 @@ class Children:
         log.warning("%s exited with %s; restarting in %.1f s (restart %d)", child.name, how, delay, child.restarts)
 
     def start_due(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for child in self.table.values():
             if child.process is None and child.next_start is not None and child.next_start <= now:
                 self.spawn(child)
 
     def healthy(self) -> bool:
         """Every child alive, reporting, and its main loop making progress (what the watchdog stands for)."""
-        now = time.monotonic()
+        now = self.clock()
         return all(child.alive and child.last_report is not None and now - child.last_report < REPORT_STALE_S
                    and child.stalled_s < STALL_LIMIT_S.get(child.name, 180.0) for child in self.table.values())
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.supervisor.children import Children
 from autoretrain.daemon.foundation.config import Config
 from autoretrain.daemon.supervisor.symbol_state import SymbolState, read_symbol_state
@@ -31,29 +31,29 @@ class StatusBoard:
         self.config = config
         self.children = children
         self.started_at = started_at
-        self._opened: CandleStore | None = None
+        self._opened: Database | None = None
         self.registry = Registry(config.models_dir)
         self._psutil: dict[int, psutil.Process] = {}
-        self.last_events: dict[str, dict[str, Any]] = {}
         self.training_progress: dict[str, Any] | None = None  # newest retrain.progress (every epoch)
         self._symbols_cache: tuple[float, list[SymbolState]] | None = None
 
-    def store(self) -> CandleStore:
+    def db(self) -> Database:
         """The supervisor's one store connection (status, control commands, checkpoints), opened on first use."""
         if self._opened is None:
-            self._opened = CandleStore(self.config.db_path)
+            self._opened = Database(self.config.db_path)
         return self._opened
 
-    def on_event(self, topic: str, payload: dict[str, Any]) -> None:
-        """Remember the newest event of each kind per symbol, and training progress epoch by epoch."""
-        if topic in (messages.RETRAIN_STARTED, messages.RETRAIN_PROGRESS):
-            self.training_progress = {key: payload.get(key) for key in
-                                      ("run_id", "symbol", "timeframe", "epoch", "epochs", "val_accuracy")}
-        elif topic in (messages.RETRAIN_FINISHED, messages.RETRAIN_FAILED):
+    def on_event(self, message: messages.Message) -> None:
+        """Follow training epoch by epoch (what `status` and STATUS= show while a retrain runs)."""
+        if isinstance(message, messages.RetrainStarted):
+            self.training_progress = {"run_id": message.run_id, "symbol": message.symbol,
+                                      "timeframe": message.timeframe, "epoch": 0, "epochs": None, "val_accuracy": None}
+        elif isinstance(message, messages.RetrainProgress):
+            self.training_progress = {"run_id": message.run_id, "symbol": message.symbol,
+                                      "timeframe": message.timeframe, "epoch": message.epoch, "epochs": message.epochs,
+                                      "val_accuracy": message.val_accuracy}
+        elif isinstance(message, (messages.RetrainFinished, messages.RetrainFailed)):
             self.training_progress = None
-        if topic in (messages.MODEL_SWAPPED, messages.MODEL_REJECTED, messages.RETRAIN_FINISHED,
-                     messages.RETRAIN_FAILED, messages.RETRAIN_STARTED):
-            self.last_events[f"{topic}:{payload.get('symbol')}"] = payload
 
     # -- processes -------------------------------------------------------------------------------------
 
@@ -119,10 +119,10 @@ class StatusBoard:
         return states
 
     def _read_symbol_states(self) -> list[SymbolState]:
-        store = self.store()
+        db = self.db()
         serving = self._serving_versions()
         training = self._training()
-        return [read_symbol_state(self.config, store, self.registry, symbol, serving_version=serving.get(symbol),
+        return [read_symbol_state(self.config, db, self.registry, symbol, serving_version=serving.get(symbol),
                                   serving_known="inference" in self.children.table and
                                   self.children.table["inference"].ready,
                                   training=training if training and training.get("symbol") == symbol else None)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from autoretrain.daemon.store.candles import CandleStore
+from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.foundation.config import Config
-from autoretrain.daemon.signals.performance import run_market_ts
-from autoretrain.daemon.signals.policy import PolicyInputs, assess, scope_text
-from autoretrain.daemon.foundation.timeframes import iso, pct
+from autoretrain.daemon.loop.assess import assess
+from autoretrain.daemon.signals.policy import PolicyInputs, scope_text
+from autoretrain.daemon.foundation.formatting import pct
+from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.models.registry import Registry, RegistryError
 
 
@@ -62,7 +63,7 @@ class SymbolState:
         return line
 
 
-def read_symbol_state(config: Config, store: CandleStore, registry: Registry, symbol: str, *,
+def read_symbol_state(config: Config, db: Database, registry: Registry, symbol: str, *,
                       serving_version: str | None, serving_known: bool,
                       training: dict[str, Any] | None) -> SymbolState:
     timeframe = config.market.timeframe
@@ -71,17 +72,12 @@ def read_symbol_state(config: Config, store: CandleStore, registry: Registry, sy
         promoted = registry.promoted(symbol, timeframe)
     except RegistryError:
         promoted = None
-    latest = store.latest(exchange, symbol, timeframe, 1)
-    performance, decision = assess(store.conn, config, exchange, symbol, timeframe, has_model=promoted is not None)
+    latest = db.candles.latest(exchange, symbol, timeframe, 1)
+    performance, decision = assess(db, config, exchange, symbol, timeframe, has_model=promoted is not None)
     since_start = performance.since_start
     measured = PolicyInputs.from_performance(performance, has_model=promoted is not None,
                                              scope=config.auto_training.win_rate_scope)
     last_run = performance.retrain.last
-    last_retrain = None
-    if last_run is not None:
-        last_retrain = {"status": last_run.status, "version": last_run.version, "trigger": last_run.trigger,
-                        "reason": last_run.reason, "market_time": iso(run_market_ts(last_run)),
-                        "finished_at": last_run.finished_at, "run_id": last_run.id}
     in_progress = training is not None  # the trainer reports this job: it is really training now
     return SymbolState(
         symbol=symbol, timeframe=timeframe, candles=performance.candles, last_candle_ts=performance.last_candle_ts,
@@ -90,7 +86,7 @@ def read_symbol_state(config: Config, store: CandleStore, registry: Registry, sy
         signals=since_start.signals, win_rate=measured.win_rate,
         pnl_pct=since_start.pnl_total_pct if since_start.signals else None,
         needs_retrain=decision.retrain, retrain_reason=decision.reason, retrain_trigger=decision.trigger,
-        last_retrain=last_retrain,
+        last_retrain=last_run.as_dict() if last_run is not None else None,
         training={"in_progress": in_progress, "epoch": (training or {}).get("epoch"),
                   "epochs": (training or {}).get("epochs"), "run_id": (training or {}).get("run_id"),
                   "queued_or_running": performance.retrain.in_progress},

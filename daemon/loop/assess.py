@@ -1,0 +1,57 @@
+"""The policy's view of a series, read from the store: what inference decides on and what status reports.
+
+`policy_inputs` is the per-candle read (indexed reads only: cheap for every candle of every symbol);
+`assess` reads the full performance too (status, heartbeat, `autoretrainctl performance`). Both feed
+the same pure `signals.policy.decide`, so the daemon and the operator's view never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.timeframes import DAY_MS
+from autoretrain.daemon.signals.performance import Performance
+from autoretrain.daemon.signals.policy import PolicyInputs, RetrainDecision, decide
+from autoretrain.daemon.store.database import Database
+
+
+def candles_for_training(db: Database, config: Config, exchange: str, symbol: str, timeframe: str) -> int:
+    """Candles in the newest `training.days` window, counted up to `training.min_candles` (all the policy needs)."""
+    return db.candles.count_recent(exchange, symbol, timeframe, span_ms=int(config.training.days * DAY_MS),
+                                   limit=config.training.min_candles)
+
+
+def policy_inputs(db: Database, config: Config, exchange: str, symbol: str, timeframe: str, *,
+                  has_model: bool) -> PolicyInputs:
+    """What `decide` reads, with indexed reads only."""
+    activation = db.signals.current_activation(exchange, symbol, timeframe)
+    since = activation.market_ts if activation else None
+    current = db.performance.newest_trades(exchange, symbol, timeframe, since_ts=since)
+    settings = config.auto_training
+    measured = db.performance.newest_trades(exchange, symbol, timeframe, since_ts=since,
+                                            limit=settings.rolling_window) \
+        if settings.win_rate_scope == "rolling" else current
+    retrain = db.runs.summary(exchange, symbol, timeframe)
+    return PolicyInputs(
+        has_model=has_model, model_signals=current.signals, scope_signals=measured.signals,
+        scope_correct=measured.correct, candles=candles_for_training(db, config, exchange, symbol, timeframe),
+        last_retrain_ts=retrain.last_completed_ts, model_since_ts=since, setback_status=retrain.setback_status,
+        setback_ts=retrain.setback_ts, retrain_in_progress=retrain.in_progress,
+    )
+
+
+def assess(db: Database, config: Config, exchange: str, symbol: str, timeframe: str, *,
+           has_model: bool, market_now_ms: int | None = None) -> tuple[Performance, RetrainDecision]:
+    """Performance from the store and the policy's decision on it.
+
+    `market_now_ms` defaults to the open time of the newest stored candle of the series.
+    """
+    performance = db.read_performance(exchange, symbol, timeframe, window=config.signals.performance_window,
+                                      current_window=config.auto_training.rolling_window)
+    if market_now_ms is None:
+        market_now_ms = performance.last_candle_ts if performance.last_candle_ts is not None else 0
+    inputs = replace(  # the performance already read holds everything but the training window
+        PolicyInputs.from_performance(performance, has_model=has_model, scope=config.auto_training.win_rate_scope),
+        candles=candles_for_training(db, config, exchange, symbol, timeframe))
+    return performance, decide(inputs, market_now_ms, config)

@@ -1,0 +1,79 @@
+"""Reading a series' performance out of the store: the SQL behind `signals.performance.Performance`.
+
+One pass over the series' signals grouped by model version gives every per-version and cumulative
+figure; the rolling windows are indexed range reads of the newest settled trades. Everything is
+rebuilt from the store on every call, so it survives any restart.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from autoretrain.daemon.signals.performance import ALGORITHMS_ONLY, Performance, RetrainSummary, Stats
+
+_EARLIEST = -(2**62)
+# One pass over the series' signals, per model version. `correct` and `pnl_pct` are NULL for HOLD and
+# for unsettled signals, so COUNT(o.correct) counts exactly the settled trades.
+_PER_VERSION = """
+SELECT s.model_version, MAX(s.candle_ts), SUM(s.action = 'BUY'), SUM(s.action = 'SELL'), SUM(s.action = 'HOLD'),
+       SUM(s.pending),
+       COUNT(o.correct), SUM(o.correct), SUM(o.pnl_pct),
+       COUNT(CASE WHEN s.candle_ts >= :since THEN o.correct END),
+       SUM(CASE WHEN s.candle_ts >= :since THEN o.correct END),
+       SUM(CASE WHEN s.candle_ts >= :since THEN o.pnl_pct END),
+       COUNT(o.algo_correct), SUM(o.algo_correct), SUM(o.algo_pnl_pct)
+FROM signals s LEFT JOIN outcomes o ON o.signal_id = s.id
+WHERE s.exchange = :exchange AND s.symbol = :symbol AND s.timeframe = :timeframe
+GROUP BY s.model_version ORDER BY MIN(s.candle_ts)
+"""
+_NEWEST_TRADES = """
+SELECT COUNT(*), SUM(correct), SUM(pnl_pct) FROM (
+    SELECT o.correct, o.pnl_pct FROM signals s JOIN outcomes o ON o.signal_id = s.id
+    WHERE s.exchange = ? AND s.symbol = ? AND s.timeframe = ? AND s.action != 'HOLD' AND s.candle_ts >= ?
+    ORDER BY s.candle_ts DESC LIMIT ?)
+"""
+_CANDLES = ("SELECT COUNT(c.ts), MAX(c.ts) FROM series se JOIN candles c ON c.series_id = se.id"
+            " WHERE se.exchange = ? AND se.symbol = ? AND se.timeframe = ?")
+
+
+class PerformanceQueries:
+    """Performance figures of a series, through the process's one connection (`store.Database`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def newest_trades(self, exchange: str, symbol: str, timeframe: str, *, since_ts: int | None,
+                      limit: int = -1) -> Stats:
+        """Settled trades from `since_ts` on (all of them, or the newest `limit`): an indexed range read."""
+        return Stats.from_row(self.conn.execute(_NEWEST_TRADES, (exchange, symbol, timeframe,
+                                                                 _EARLIEST if since_ts is None else since_ts,
+                                                                 limit)).fetchone())
+
+    def performance(self, exchange: str, symbol: str, timeframe: str, *, since_ts: int | None,
+                    current_version: str | None, retrain: RetrainSummary, window: int,
+                    current_window: int | None = None) -> Performance:
+        """Every figure of the series: `since_ts` (the current model's activation) starts `current`,
+        `window` sizes `rolling`, `current_window` sizes `current_recent`."""
+        key = (exchange, symbol, timeframe)
+        since = _EARLIEST if since_ts is None else since_ts
+        candles, last_candle = self.conn.execute(_CANDLES, key).fetchone()
+        rows = self.conn.execute(_PER_VERSION, {"exchange": exchange, "symbol": symbol, "timeframe": timeframe,
+                                                "since": since}).fetchall()
+        by_version = {(row[0] or ALGORITHMS_ONLY): Stats.from_row(row[6:9]) for row in rows}
+        actions = {action: sum(int(row[column] or 0) for row in rows)
+                   for column, action in ((2, "BUY"), (3, "SELL"), (4, "HOLD"))}
+        return Performance(
+            exchange=exchange, symbol=symbol, timeframe=timeframe, candles=int(candles or 0),
+            last_candle_ts=last_candle, recorded=sum(actions.values()), actions=actions,
+            pending=sum(int(row[5] or 0) for row in rows),
+            last_signal_ts=max((row[1] for row in rows), default=None),
+            since_start=Stats.total(by_version.values()),
+            current_version=current_version, current_since_ts=since_ts,
+            current=Stats.total(Stats.from_row(row[9:12]) for row in rows),
+            current_window=current_window,
+            current_recent=self.newest_trades(*key, since_ts=since_ts, limit=current_window)
+            if current_window else Stats(),
+            window=window, rolling=self.newest_trades(*key, since_ts=None, limit=window),
+            by_version=by_version, algorithms=Stats.total(Stats.from_row(row[12:15]) for row in rows),
+            retrain=retrain,
+        )

@@ -1,0 +1,57 @@
+"""Model helpers for tests: simulated series with chosen regimes, stored candles, one trained version per session.
+
+Data comes from the embedded simulated market (`SimulatedSeries`) with hand-picked regimes, so a
+model has something real to learn; configurations are small (short windows, a tiny network, few
+epochs) so a full train -> export -> evaluate job takes seconds on 2 cores.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.market.simulated import Regime, SimulatedSeries
+from autoretrain.daemon.store.database import Database
+from tests.support.config import fast_config
+
+SYMBOL = "SIM/USDT"
+TIMEFRAME = "1h"
+START_MS = 1_704_067_200_000
+
+
+def regime_series(*regimes: tuple[str, int], seed: int = 7, strength: float = 0.5) -> SimulatedSeries:
+    """A simulated market cycling through (kind, candles) regimes, e.g. ("momentum", 2000)."""
+    schedule = [Regime(kind, count, {"momentum": 1.0, "mean_reversion": -1.0, "random_walk": 0.0}[kind] * strength,
+                       0.01) for kind, count in regimes]
+    return SimulatedSeries(seed, SYMBOL, TIMEFRAME, START_MS, 100.0, schedule)
+
+
+def store_candles(config: Config, candles: np.ndarray, symbol: str = SYMBOL) -> None:
+    with Database(config.db_path) as db:
+        db.candles.upsert(config.store_exchange, symbol, TIMEFRAME, candles)
+
+
+_TRAINED: dict[str, Path] = {}
+
+
+def trained_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real version folder (trained, exported, registered) built once per test session; copy before changing it."""
+    if "path" not in _TRAINED:
+        from autoretrain.daemon.processes.retrain_job import run_training
+
+        state = tmp_path_factory.mktemp("trained") / "state"
+        config = fast_config(state)
+        store_candles(config, regime_series(("momentum", 3000)).candles(0, 1999))
+        outcome = run_training(config, SYMBOL, TIMEFRAME, promote="always")
+        assert outcome.version is not None
+        _TRAINED["path"] = config.models_dir / "SIM_USDT" / TIMEFRAME / outcome.version
+    return _TRAINED["path"]
+
+
+def copy_version(source: Path, destination: Path) -> Path:
+    shutil.copytree(source, destination)
+    return destination
