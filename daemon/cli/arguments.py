@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from autoretrain.daemon.foundation.config import check_symbol
+from autoretrain.daemon.foundation.config_schema import check_symbol
 from autoretrain.daemon.foundation.timeframes import parse_iso_ms, timeframe_ms
 
 def symbol_arg(text: str) -> str:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from autoretrain.daemon.cli.arguments import add_json_flag, emit, positive_float, symbol_arg
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import EX_UNAVAILABLE, AutoretrainError
 from autoretrain.daemon.store.retrain_runs import FINAL_STATUSES, PROMOTED, REJECTED
 from autoretrain.daemon.foundation.formatting import pct, signed_pct

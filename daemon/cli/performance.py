@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 
 from autoretrain.daemon.cli.arguments import add_json_flag, emit, positive_int, symbol_arg, timeframe_arg
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import NoInputError
 from autoretrain.daemon.loop.assess import assess
 from autoretrain.daemon.signals.performance import Performance, Stats

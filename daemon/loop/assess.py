@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.timeframes import DAY_MS
 from autoretrain.daemon.signals.performance import Performance
 from autoretrain.daemon.signals.policy import PolicyInputs, RetrainDecision, decide

@@ -20,7 +20,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.loop.assess import policy_inputs
 from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES
 from autoretrain.daemon.signals.policy import RetrainDecision, decide, log_line

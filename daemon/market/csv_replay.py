@@ -10,7 +10,7 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from autoretrain.daemon.foundation.config import ReplayConfig
+from autoretrain.daemon.foundation.config_schema import ReplayConfig
 from autoretrain.daemon.foundation.errors import UsageError
 from autoretrain.daemon.market.base import Batch, CandleSource
 from autoretrain.daemon.market.clock import MarketClock

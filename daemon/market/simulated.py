@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from autoretrain.ipc.candles import CANDLE_DTYPE
-from autoretrain.daemon.foundation.config import SimulatedConfig
+from autoretrain.daemon.foundation.config_schema import SimulatedConfig
 from autoretrain.daemon.market.base import Batch, CandleSource
 from autoretrain.daemon.market.clock import MarketClock
 from autoretrain.daemon.foundation.timeframes import floor_to_timeframe, iso, last_closed_open_ms, parse_iso_ms, timeframe_ms

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.market.base import Batch, CandleSource, Hole
 from autoretrain.daemon.market.retry import Backoff
 

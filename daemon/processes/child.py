@@ -29,7 +29,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import zmq
 
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import USER_ERRORS, exit_code
 from autoretrain.daemon.foundation.logs import log_uncaught, setup_logging
 from autoretrain.ipc import messages

@@ -21,7 +21,7 @@ from autoretrain.daemon.market.backfill import backfill
 from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.foundation.candles import Rejection, empty
 from autoretrain.daemon.processes.child import Child, run_child
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
 from autoretrain.daemon.market.sources import CandleSource, open_source
 from autoretrain.daemon.market.clock import load_or_create_anchor

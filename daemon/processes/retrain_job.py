@@ -11,27 +11,25 @@ the run recorded in `retrain_runs`. `autoretrainctl train` and the daemon's trai
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
-import platform
 import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from typing import Any
 
 import numpy as np
 
+from autoretrain.daemon.processes.retrain_data import TrainingData, base_meta, load_training_data
 from autoretrain.daemon.store.candles import CandleTable
 from autoretrain.daemon.store.database import Database
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import DataError, UsageError
 from autoretrain.daemon.store.retrain_runs import ABORTED, FAILED, PROMOTED, REJECTED
 from autoretrain.daemon.foundation.formatting import pct
-from autoretrain.daemon.foundation.timeframes import DAY_MS, iso, timeframe_ms
+from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.models import dataset as ds
 from autoretrain.models import evaluation as ev
 from autoretrain.models.export import ParityReport, check_parity, export_onnx
-from autoretrain.models.features import FEATURE_NAMES, FEATURE_SET_VERSION, N_FEATURES, WARMUP_CANDLES, compute_features
+from autoretrain.models.features import N_FEATURES
 from autoretrain.models.registry import Registry, Staging
 from autoretrain.models.runtime import MODEL_FILE, PARITY_FILE, ModelRunner, sha256_bytes
 from autoretrain.models.errors import ChampionChanged, ModelRejected, TrainingAborted
@@ -66,45 +64,17 @@ class TrainOutcome:
 
 
 @dataclass
-class _Data:
-    """The candles of one job and everything derived from them."""
-
-    candles: np.ndarray
-    window_start: int  # index of the first candle inside the `days` window (before it: feature warm-up)
-    step_ms: int
-    features: np.ndarray
-    info: dict[str, Any]
-
-    @property
-    def close(self) -> np.ndarray:
-        return self.candles["close"]
-
-    def ts(self, index: int) -> int:
-        return int(self.candles["ts"][index])
-
-
-@dataclass
 class _Champion:
     runner: ModelRunner
     trained_until_ts: int
-
-
-def _software() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("torch", "onnx", "onnxscript", "onnxruntime", "numpy", "autoretrain"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
 
 
 class _Job:
     """The steps of one run; each fills in `durations` so a failure still reports where time went."""
 
     def __init__(self, config: Config, symbol: str, timeframe: str, *, epochs: int | None, days: float | None,
-                 promote: str, progress: ProgressCallback | None, should_stop: StopCheck | None) -> None:
+                 promote: str, progress: ProgressCallback | None, should_stop: StopCheck | None,
+                 until_ms: int | None = None) -> None:
         self.config, self.symbol, self.timeframe, self.promote_mode = config, symbol, timeframe, promote
         update: dict[str, Any] = {"epochs": epochs} if epochs else {}
         self.training = config.training.model_copy(update=update)
@@ -116,48 +86,15 @@ class _Job:
         self.durations: dict[str, float] = dict.fromkeys(STEPS, 0.0)
         self.data_end_ts: int | None = None
         self.pointer_at_start: str | None = None  # the champion this job compares itself with
+        self.until_ms = until_ms  # learn from candles up to this market time only (None: the newest)
 
     # -- data ----------------------------------------------------------------------------------------
 
-    def load(self, store: CandleTable) -> _Data:
-        exchange, step = self.config.store_exchange, timeframe_ms(self.timeframe)
-        summary = store.summary(exchange, self.symbol, self.timeframe)
-        if summary.count == 0 or summary.last_ts is None:
-            raise DataError(f"no {self.symbol} {self.timeframe} candles stored for {exchange}: load some with "
-                            f"`autoretrainctl download {self.symbol} --timeframe {self.timeframe} --days N` first")
-        end = summary.last_ts
-        self.data_end_ts = end
-        start = end - int(self.days * DAY_MS) + step
-        window = store.window(exchange, self.symbol, self.timeframe, start_ms=start, end_ms=end)
-        minimum = self.training.min_candles
-        if len(window) < minimum:
-            raise DataError(f"only {len(window)} {self.symbol} {self.timeframe} candles in the {self.days:g} days up to "
-                            f"{iso(end)}; training needs at least {minimum} (training.min_candles)")
-        history = store.latest(exchange, self.symbol, self.timeframe, WARMUP_CANDLES, end_ms=start - 1)
-        candles = np.concatenate([history, window])
-        prices = np.stack([candles[f] for f in ("open", "high", "low", "close")], axis=1)
-        usable = np.isfinite(prices).all(axis=1) & (prices > 0).all(axis=1) & np.isfinite(candles["volume"])
-        dropped = int((~usable).sum())
-        if dropped:
-            log.warning("%s %s: %d candles with non-finite or non-positive values ignored (treated as gaps)",
-                        self.symbol, self.timeframe, dropped)
-            candles = candles[usable]
-        steps = np.diff(candles["ts"])
-        gaps = int((steps != step).sum())
-        missing = int(np.sum(steps[steps != step] // step - 1))
-        if gaps:
-            log.warning("%s %s: %d gaps (%d missing candles) in the training data; windows spanning a gap are skipped",
-                        self.symbol, self.timeframe, gaps, missing)
-        window_start = int(np.searchsorted(candles["ts"], start))
-        info = {
-            "exchange": exchange, "candles": int(len(candles) - window_start), "warmup_candles": window_start,
-            "first_ts": int(candles["ts"][window_start]), "last_ts": end, "first": iso(int(candles["ts"][window_start])),
-            "last": iso(end), "days": self.days, "gaps": gaps, "missing_candles": missing, "invalid_candles": dropped,
-            "data_hash": "sha256:" + hashlib.sha256(candles.tobytes()).hexdigest(),
-        }
-        log.info("Training data for %s %s: %d candles from %s to %s", self.symbol, self.timeframe, info["candles"],
-                 info["first"], info["last"])
-        return _Data(candles, window_start, step, compute_features(candles), info)
+    def load(self, candles: CandleTable) -> TrainingData:
+        data = load_training_data(candles, self.config.store_exchange, self.symbol, self.timeframe, days=self.days,
+                                  min_candles=self.training.min_candles, until_ms=self.until_ms)
+        self.data_end_ts = data.info["last_ts"]
+        return data
 
     def champion(self) -> _Champion | None:
         """The promoted model, if it loads and predicts the same thing (horizon) as this job's model."""
@@ -181,7 +118,7 @@ class _Job:
             return None
         return _Champion(runner, trained_until)
 
-    def eval_start(self, data: _Data, champion: _Champion | None) -> int:
+    def eval_start(self, data: TrainingData, champion: _Champion | None) -> int:
         """Index of the first candle of the evaluation hold-out: the newest `eval_candles`, unseen by the champion."""
         start = max(data.window_start, len(data.candles) - self.config.promotion.eval_candles)
         if champion is not None:
@@ -190,14 +127,14 @@ class _Job:
             start = max(start, int(np.searchsorted(data.candles["ts"], unseen_from)))
         return start
 
-    def eval_ends(self, data: _Data, start: int, champion: _Champion | None) -> np.ndarray:
+    def eval_ends(self, data: TrainingData, start: int, champion: _Champion | None) -> np.ndarray:
         seq_len = max(self.model.seq_len, champion.runner.seq_len if champion else 0)
         ends = ds.valid_ends(data.features, data.candles["ts"], data.step_ms, seq_len, self.model.horizon)
         return ends[ends - seq_len + 1 >= start]
 
     # -- training and export ---------------------------------------------------------------------------
 
-    def split(self, data: _Data, eval_start: int) -> ds.Split:
+    def split(self, data: TrainingData, eval_start: int) -> ds.Split:
         ends = ds.valid_ends(data.features, data.candles["ts"], data.step_ms, self.model.seq_len, self.model.horizon)
         ends = ends[ends - self.model.seq_len + 1 >= data.window_start]
         split = ds.split_samples(ends, seq_len=self.model.seq_len, horizon=self.model.horizon, before=eval_start,
@@ -208,7 +145,7 @@ class _Job:
                             f"hold-out; need {MIN_TRAIN_SAMPLES} and {MIN_VALIDATION_SAMPLES} (more training.days?)")
         return split
 
-    def fit(self, data: _Data, split: ds.Split) -> tuple[ds.Normaliser, np.ndarray, TrainResult]:
+    def fit(self, data: TrainingData, split: ds.Split) -> tuple[ds.Normaliser, np.ndarray, TrainResult]:
         first_row = int(split.train[0]) - self.model.seq_len + 1
         normaliser = ds.Normaliser.fit(data.features[first_row:int(split.train[-1]) + 1])
         scaled = normaliser.apply(data.features)
@@ -241,7 +178,7 @@ class _Job:
 
     # -- evaluation ------------------------------------------------------------------------------------
 
-    def evaluate(self, data: _Data, ends: np.ndarray, challenger: ModelRunner, scaled: np.ndarray,
+    def evaluate(self, data: TrainingData, ends: np.ndarray, challenger: ModelRunner, scaled: np.ndarray,
                  champion: _Champion | None) -> dict[str, Any]:
         label = ds.labels(data.close, ends, self.model.horizon)
         future = ds.future_returns(data.close, ends, self.model.horizon)
@@ -294,14 +231,16 @@ def _log_decision(symbol: str, metrics: dict[str, Any], promoted: bool, reason: 
 def run_training(config: Config, symbol: str, timeframe: str | None = None, *, epochs: int | None = None,
                  days: float | None = None, promote: str = "auto", trigger: str = "cli", reason: str = "",
                  requested_market_ts: int | None = None, progress: ProgressCallback | None = None,
-                 should_stop: StopCheck | None = None, run_id: int | None = None) -> TrainOutcome:
+                 should_stop: StopCheck | None = None, run_id: int | None = None,
+                 until_ms: int | None = None) -> TrainOutcome:
     """Train, export, check, evaluate, register and (per `promote`: auto|always|never) promote a model.
 
     Raises DataError when the data cannot make a model (too few candles: nothing is registered) and
     TrainingAborted when `should_stop()` turned true. Every exception is recorded in `retrain_runs` as
     a failed run and re-raised without being logged here: the caller reports it once (the CLI as its
     one-line error, the daemon's trainer in its log). `run_id` names a `retrain_runs` row the caller
-    already created (the daemon's queue claims one); without it the job starts its own row.
+    already created (the daemon's queue claims one); without it the job starts its own row. `until_ms`
+    trains on what was stored up to that market time (a backtest replaying the market).
     """
     timeframe = timeframe or config.market.timeframe
     if promote not in PROMOTE_MODES:
@@ -310,7 +249,7 @@ def run_training(config: Config, symbol: str, timeframe: str | None = None, *, e
         raise DataError(f"no candles stored yet ({config.db_path} does not exist): run `autoretrainctl download "
                         f"{symbol}` or `autoretrainctl import-csv` first")
     job = _Job(config, symbol, timeframe, epochs=epochs, days=days, promote=promote, progress=progress,
-               should_stop=should_stop)
+               should_stop=should_stop, until_ms=until_ms)
     with Database(config.db_path) as db:
         runs = db.runs
         if run_id is None:
@@ -371,7 +310,9 @@ def _run(job: _Job, store: CandleTable, run_id: int) -> TrainOutcome:
         "stopped_early": result.stopped_early, "validation_accuracy": result.best_val_accuracy, "device": result.device,
         "train_samples": int(len(split.train)), "validation_samples": int(len(split.validation)),
     }
-    meta = _base_meta(job, data, split, normaliser, result, outcome.training)
+    meta = base_meta(symbol=symbol, timeframe=job.timeframe, exchange=config.store_exchange, model=job.model,
+                     training=job.training, purge=job.purge, data=data, split=split, normaliser=normaliser,
+                     result=result, summary=outcome.training)
 
     with job.registry.stage(symbol, job.timeframe) as staging:
         parity, exported = job.export(staging, result, scaled, np.concatenate([split.validation, eval_ends]))
@@ -410,32 +351,6 @@ def _run(job: _Job, store: CandleTable, run_id: int) -> TrainOutcome:
     outcome.version, outcome.promoted, outcome.reason = version, decision.promote, decision.reason
     outcome.metrics, outcome.durations = metrics, job.durations
     return outcome
-
-
-def _base_meta(job: _Job, data: _Data, split: ds.Split, normaliser: ds.Normaliser, result: TrainResult,
-               training: dict[str, Any]) -> dict[str, Any]:
-    """meta.json before export and evaluation add their parts: what the model is and what it learnt from."""
-    seq, horizon = job.model.seq_len, job.model.horizon
-
-    def first_used(ends: np.ndarray) -> str | None:
-        return iso(data.ts(int(ends[0]) - seq + 1))
-
-    trained_until = data.ts(int(split.validation[-1]) + horizon)
-    return {
-        "format": 1, "symbol": job.symbol, "timeframe": job.timeframe, "exchange": job.config.store_exchange,
-        "created_at": iso(int(time.time() * 1000)), "feature_set_version": FEATURE_SET_VERSION,
-        "feature_names": list(FEATURE_NAMES), "warmup_candles": WARMUP_CANDLES, "seq_len": seq, "horizon": horizon,
-        "step_ms": data.step_ms, "normaliser": normaliser.to_dict(),
-        "hyperparameters": {**job.model.model_dump(), **job.training.model_dump(exclude={"min_candles", "nice"})},
-        "training": {**training, "history": [asdict(h) for h in result.history]},
-        "data": {**data.info, "trained_until_ts": trained_until, "trained_until": iso(trained_until),
-                 "purge_candles": job.purge,
-                 "train": {"samples": int(len(split.train)), "first": first_used(split.train),
-                           "last": iso(data.ts(int(split.train[-1]) + horizon))},
-                 "validation": {"samples": int(len(split.validation)), "first": first_used(split.validation),
-                                "last": iso(trained_until)}},
-        "software": _software(),
-    }
 
 
 def _champion_moved(decision: ev.Decision, job: _Job, current: str | None) -> ev.Decision:

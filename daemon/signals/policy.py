@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.formatting import pct
 from autoretrain.daemon.foundation.timeframes import DAY_MS, HOUR_MS, iso
 from autoretrain.daemon.signals.performance import Performance

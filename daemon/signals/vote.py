@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from autoretrain.daemon.signals import algorithms
-from autoretrain.daemon.foundation.config import SignalsConfig
+from autoretrain.daemon.foundation.config_schema import SignalsConfig
 from autoretrain.daemon.foundation.timeframes import iso
 
 BUY, SELL, HOLD = "BUY", "SELL", "HOLD"

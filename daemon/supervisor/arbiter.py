@@ -25,7 +25,7 @@ from typing import IO
 
 import zmq
 
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.processes.child import RESOLVED_CONFIG_NAME, write_resolved_config
 from autoretrain.daemon.supervisor import sd_notify
 from autoretrain.daemon.supervisor.children import PROCESS_MODULES, Children, GiveUp

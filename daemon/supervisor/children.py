@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from autoretrain.daemon.foundation.config import SupervisorConfig
+from autoretrain.daemon.foundation.config_schema import SupervisorConfig
 from autoretrain.daemon.foundation.errors import EX_CONFIG
 
 log = logging.getLogger("autoretrain.supervisor")

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import IO
 
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import EX_TEMPFAIL, AutoretrainError
 from autoretrain.daemon.processes.child import RESOLVED_CONFIG_NAME
 from autoretrain.ipc.bus import bus_endpoints

@@ -17,7 +17,7 @@ import psutil
 
 from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.supervisor.children import Children
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.supervisor.symbol_state import SymbolState, read_symbol_state
 from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.ipc import messages

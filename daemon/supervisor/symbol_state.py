@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoretrain.daemon.store.database import Database
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.loop.assess import assess
 from autoretrain.daemon.signals.policy import PolicyInputs, scope_text
 from autoretrain.daemon.foundation.formatting import pct

@@ -7,7 +7,9 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from autoretrain.daemon.foundation.config import Config, build_config, load_config
+from autoretrain.daemon.foundation.config_schema import Config
+
+from autoretrain.daemon.foundation.config import build_config, load_config
 from autoretrain.daemon.foundation.errors import EX_CONFIG, ConfigError
 from tests.support.data import ROOT
 from tests.support.cli import run_ctl

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autoretrain.daemon.foundation import candles as candle_ops
-from autoretrain.daemon.foundation.config import SimulatedConfig
+from autoretrain.daemon.foundation.config_schema import SimulatedConfig
 from autoretrain.daemon.market.clock import MarketClock
 from autoretrain.daemon.market.simulated import SimulatedSource
 from autoretrain.daemon.foundation.timeframes import parse_iso_ms

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES, votes, votes_batch
-from autoretrain.daemon.foundation.config import SignalsConfig, SimulatedConfig
+from autoretrain.daemon.foundation.config_schema import SignalsConfig, SimulatedConfig
 from autoretrain.daemon.signals.vote import compute_signal, compute_signals
 from autoretrain.daemon.market.simulated import SimulatedSource
 from autoretrain.models import indicators as ind

@@ -10,7 +10,9 @@ from typing import Any, Callable
 
 import pytest
 
-from autoretrain.daemon.foundation.config import Config, build_config
+from autoretrain.daemon.foundation.config_schema import Config
+
+from autoretrain.daemon.foundation.config import build_config
 from autoretrain.daemon.signals.policy import (
     FIRST_MODEL,
     PERFORMANCE,

@@ -8,7 +8,7 @@ import pytest
 
 from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES
 from autoretrain.daemon.store.database import Database
-from autoretrain.daemon.foundation.config import SignalsConfig
+from autoretrain.daemon.foundation.config_schema import SignalsConfig
 from autoretrain.daemon.store.connection import connect
 from autoretrain.daemon.signals.outcomes import trade_result
 from autoretrain.daemon.store.signals import SignalTable

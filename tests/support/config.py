@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from autoretrain.daemon.foundation.config import Config, build_config
+from autoretrain.daemon.foundation.config_schema import Config
+
+from autoretrain.daemon.foundation.config import build_config
 
 
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from typing import Any, Callable
 
 import yaml
 
-from autoretrain.daemon.foundation.config import Config, load_config
+from autoretrain.daemon.foundation.config_schema import Config
+
+from autoretrain.daemon.foundation.config import load_config
 from autoretrain.ipc.control import ControlClient
 from tests.support.data import ROOT
 

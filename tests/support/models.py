@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.market.simulated import Regime, SimulatedSeries
 from autoretrain.daemon.store.database import Database
 from tests.support.config import fast_config

@@ -13,7 +13,7 @@ from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autoretrain.daemon.foundation.config import Config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import USER_ERRORS
 from autoretrain.daemon.supervisor.status_board import StatusBoard
 from autoretrain.ipc import messages

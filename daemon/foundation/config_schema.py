@@ -1,0 +1,286 @@
+"""The configuration's schema: every section and key, its type, bounds and default (pydantic).
+
+`config.yaml` at the repository's top level mirrors these defaults exactly (a test checks). Unknown
+keys are refused (`extra="forbid"`), sections are frozen once built; `foundation.config` reads,
+validates and resolves a file into a `Config`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from autoretrain.daemon.foundation.timeframes import parse_iso_ms, timeframe_ms
+
+_SYMBOL_RE = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _check_timeframe(value: str) -> str:
+    timeframe_ms(value)
+    return value
+
+
+def check_symbol(value: str) -> str:
+    if not _SYMBOL_RE.match(value):
+        raise ValueError(f"invalid symbol {value!r}: expected BASE/QUOTE such as BTC/USDT")
+    return value
+
+
+class RetryConfig(_Section):
+    attempts: int = Field(6, ge=1, le=100)
+    base_delay: float = Field(0.5, gt=0, le=60)
+    max_delay: float = Field(30.0, gt=0, le=3600)
+
+
+class RegimeConfig(_Section):
+    kind: Literal["momentum", "mean_reversion", "random_walk"]
+    candles: int = Field(ge=10)
+    strength: float = Field(0.5, ge=0.0, lt=1.0)
+    volatility: float | None = Field(None, gt=0, le=0.2)
+
+
+class SimulatedConfig(_Section):
+    seed: int = 7
+    speed: float = Field(3600.0, gt=0, le=10_000_000)
+    start: str = "2024-01-01T00:00:00Z"
+    history_candles: int = Field(1200, ge=0, le=1_000_000)
+    start_price: float = Field(30000.0, gt=0)
+    volatility: float = Field(0.01, gt=0, le=0.2)
+    regimes: list[RegimeConfig] = Field(
+        default_factory=lambda: [
+            RegimeConfig(kind="momentum", candles=1500, strength=0.5),
+            RegimeConfig(kind="mean_reversion", candles=1500, strength=0.5),
+        ],
+        min_length=1,
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _start_is_iso(cls, value: str) -> str:
+        parse_iso_ms(value)
+        return value
+
+
+class ReplayConfig(_Section):
+    speed: float = Field(3600.0, gt=0, le=10_000_000)
+    history_candles: int = Field(2000, ge=0)
+
+
+class MarketConfig(_Section):
+    source: Literal["ccxt", "csv", "simulated"] = "ccxt"
+    exchange: str = Field("binance", pattern=r"^[a-z0-9_]+$")
+    exchange_params: dict[str, Any] = Field(default_factory=dict)
+    symbols: list[str] = Field(default_factory=lambda: ["BTC/USDT"], min_length=1)
+    timeframe: str = "1h"
+    csv: dict[str, str] = Field(default_factory=dict)
+    simulated: SimulatedConfig = Field(default_factory=SimulatedConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
+    backfill_days: float | None = Field(None, gt=0, le=3650)
+    page_limit: int = Field(1000, ge=1, le=5000)
+    poll_interval: float = Field(5.0, gt=0, le=3600)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe_valid(cls, value: str) -> str:
+        return _check_timeframe(value)
+
+    @field_validator("exchange_params")
+    @classmethod
+    def _exchange_params_typed(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """The ccxt constructor keys people set most, checked here rather than failing deep inside ccxt."""
+        expected: dict[str, tuple[type, ...]] = {
+            "timeout": (int, float), "rateLimit": (int, float), "enableRateLimit": (bool,), "apiKey": (str,),
+            "secret": (str,), "password": (str,), "uid": (str,), "urls": (dict,), "options": (dict,),
+            "headers": (dict,), "proxies": (dict,), "verbose": (bool,), "sandbox": (bool,),
+        }
+        for key, types in expected.items():
+            if key in value and (not isinstance(value[key], types) or
+                                 (types == (int, float) and isinstance(value[key], bool))):
+                names = " or ".join(t.__name__ for t in types)
+                raise ValueError(f"{key} must be {names}, not {type(value[key]).__name__} ({value[key]!r})")
+        if "timeout" in value and value["timeout"] <= 0:
+            raise ValueError(f"timeout must be positive milliseconds, not {value['timeout']!r}")
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_valid(cls, value: list[str]) -> list[str]:
+        for symbol in value:
+            check_symbol(symbol)
+        if len(set(value)) != len(value):
+            raise ValueError("symbols must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _csv_for_every_symbol(self) -> "MarketConfig":
+        if self.source == "csv":
+            missing = [s for s in self.symbols if s not in self.csv]
+            if missing:
+                raise ValueError(f"source is csv but market.csv has no file for {', '.join(missing)}")
+        return self
+
+
+class PathsConfig(_Section):
+    state_dir: str = "./var"
+    runtime_dir: str | None = None
+
+
+class AutoTrainingConfig(_Section):
+    enabled: bool = True
+    min_trades_before_retrain: int = Field(50, ge=0)
+    max_days_between_retrain: float = Field(30, gt=0)
+    min_win_rate_threshold: float = Field(0.45, ge=0, le=1)
+    min_signals: int = Field(20, ge=0)
+    first_model_signals: int = Field(100, ge=0)
+    win_rate_scope: Literal["current_model", "rolling"] = "current_model"
+    rolling_window: int = Field(100, ge=1)
+    cooldown_hours: float = Field(12.0, ge=0)
+    train_at_start: bool = True
+
+    @model_validator(mode="after")
+    def _window_can_judge(self) -> "AutoTrainingConfig":
+        if self.rolling_window < self.min_signals:
+            raise ValueError(f"rolling_window ({self.rolling_window}) must be at least min_signals "
+                             f"({self.min_signals}): a smaller window never holds enough signals to judge")
+        return self
+
+
+class ModelConfig(_Section):
+    seq_len: int = Field(32, ge=2, le=1024)
+    horizon: int = Field(1, ge=1, le=1000)
+    hidden_size: int = Field(32, ge=1, le=4096)
+    num_layers: int = Field(1, ge=1, le=8)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class TrainingConfig(_Section):
+    days: float = Field(180, gt=0, le=3650)
+    epochs: int = Field(50, ge=1, le=10_000)
+    patience: int = Field(10, ge=1)
+    min_candles: int = Field(1000, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(128, ge=1, le=65536)
+    learning_rate: float = Field(0.002, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    validation_fraction: float = Field(0.2, gt=0, lt=0.9)
+    threads: int = Field(2, ge=1, le=256)
+    nice: int = Field(10, ge=0, le=19)
+    seed: int = 42
+
+
+class PromotionConfig(_Section):
+    min_improvement: float = Field(0.0, ge=0, le=1)
+    require_significance: bool = False
+    significance_level: float = Field(0.05, gt=0, lt=1)
+    eval_candles: int = Field(500, ge=20)
+    min_eval_samples: int = Field(100, ge=1)
+    parity_tolerance: float = Field(1e-4, gt=0)
+    keep_candidates: int = Field(5, ge=0)
+
+
+class AlgorithmWeights(_Section):
+    rsi: float = Field(1.0, ge=0)
+    macd: float = Field(1.0, ge=0)
+    ma_cross: float = Field(1.0, ge=0)
+    bollinger: float = Field(1.0, ge=0)
+
+
+class SignalsConfig(_Section):
+    confidence_threshold: float = Field(0.55, ge=0.5, le=1)
+    fee_bps: float = Field(10.0, ge=0, le=1000)
+    model_weight: float = Field(2.0, ge=0)
+    algorithms: AlgorithmWeights = Field(default_factory=AlgorithmWeights)
+    performance_window: int = Field(100, ge=1)
+
+
+class ControlConfig(_Section):
+    endpoint: str | None = None
+    timeout_ms: int = Field(5000, ge=10, le=600_000)
+    retries: int = Field(3, ge=1, le=100)
+    max_request_bytes: int = Field(65536, ge=256)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_allowed(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.startswith("ipc://@"):
+            raise ValueError("abstract-namespace sockets (ipc://@...) are refused: their permissions mean nothing")
+        if value.startswith("ipc://"):
+            return value
+        match = re.match(r"^tcp://(127\.0\.0\.1|localhost|\[::1\]):\d+$", value)
+        if not match:
+            raise ValueError("endpoint must be ipc://PATH or tcp://127.0.0.1:PORT (loopback only)")
+        return value
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file: str | None = None
+
+
+class SupervisorConfig(_Section):
+    restart_backoff_initial: float = Field(1.0, gt=0)
+    restart_backoff_max: float = Field(30.0, gt=0)
+    max_restarts: int = Field(5, ge=0)
+    restart_window: float = Field(120.0, gt=0)
+    ready_timeout: float = Field(120.0, gt=0)
+    stop_timeout: float = Field(20.0, gt=0)
+
+
+class IngestConfig(_Section):
+    ring_capacity: int = Field(512, ge=64, le=1_000_000)
+
+
+class InferenceConfig(_Section):
+    model_check_interval: float = Field(10.0, gt=0)
+    threads: int = Field(1, ge=1, le=64)
+
+
+class Config(_Section):
+    market: MarketConfig = Field(default_factory=MarketConfig)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    auto_training: AutoTrainingConfig = Field(default_factory=AutoTrainingConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
+    heartbeat_interval: float = Field(300.0, gt=0)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.paths.state_dir)
+
+    @property
+    def runtime_dir(self) -> Path:
+        return Path(self.paths.runtime_dir or Path(self.paths.state_dir) / "run")
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "autoretrain.db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.state_dir / "models"
+
+    @property
+    def control_endpoint(self) -> str:
+        return self.control.endpoint or f"ipc://{self.runtime_dir / 'control.sock'}"
+
+    @property
+    def store_exchange(self) -> str:
+        """The exchange part of the candle store key for the configured source."""
+        return "simulated" if self.market.source == "simulated" else self.market.exchange
