@@ -22,17 +22,18 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autoretrain.daemon.store.database import Database  # noqa: E402
 from autoretrain.daemon.foundation.config import build_config  # noqa: E402
 from autoretrain.daemon.market.simulated import Regime, SimulatedSeries  # noqa: E402
+from autoretrain.daemon.store.database import Database  # noqa: E402
 from autoretrain.models.features import N_FEATURES  # noqa: E402
 
 SYMBOL = "SIM/USDT"

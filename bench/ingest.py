@@ -17,12 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from autoretrain.daemon.foundation.timeframes import DAY_MS, timeframe_ms  # noqa: E402
 from autoretrain.daemon.market.backfill import backfill  # noqa: E402
-from autoretrain.daemon.store.database import Database  # noqa: E402
 from autoretrain.daemon.market.ccxt_source import CcxtSource  # noqa: E402
 from autoretrain.daemon.market.csv_file import read_candle_csv  # noqa: E402
 from autoretrain.daemon.market.retry import Backoff  # noqa: E402
-from autoretrain.daemon.foundation.timeframes import DAY_MS, timeframe_ms  # noqa: E402
+from autoretrain.daemon.store.database import Database  # noqa: E402
 from tests.support.fake_exchange import FakeBinance  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"

@@ -18,11 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
-import socket
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,18 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 import zmq
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the test harness (tests/support) drives the daemon here too
 
 from autoretrain.daemon.foundation.config import load_config  # noqa: E402
 from autoretrain.daemon.foundation.timeframes import HOUR_MS, parse_iso_ms  # noqa: E402
-from autoretrain.ipc import messages
-from autoretrain.ipc.bus import bus_endpoints  # noqa: E402
-from autoretrain.ipc.control import ControlClient  # noqa: E402
+from autoretrain.ipc.bus import Subscriber, bus_endpoints  # noqa: E402
+from autoretrain.ipc.messages import CandleClosed, Envelope, ModelSwapped, SignalMade, Topic  # noqa: E402
 from autoretrain.models.registry import Registry  # noqa: E402
+from tests.support.cli import run_ctl  # noqa: E402
+from tests.support.daemon import Daemon  # noqa: E402
+from tests.support.models import register_copy  # noqa: E402
 
 HISTORY = 700
 
@@ -50,8 +46,8 @@ def symbols(count: int) -> list[str]:
     return ["BTC/USDT"] + [f"S{i:03d}/USDT" for i in range(1, count)]
 
 
-def write_config(directory: Path, count: int, speed: float) -> Path:
-    config = {
+def bench_config(directory: Path, count: int, speed: float) -> dict[str, Any]:
+    return {
         "paths": {"state_dir": str(directory / "state")},
         "market": {"source": "simulated", "symbols": symbols(count), "timeframe": "1h", "backfill_days": 60,
                    "simulated": {"seed": 5, "speed": speed, "history_candles": HISTORY}},
@@ -62,15 +58,12 @@ def write_config(directory: Path, count: int, speed: float) -> Path:
         "heartbeat_interval": 3600,
         "logging": {"level": "WARNING"},
     }
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def ctl(config: Path, *args: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "autoretrain.daemon.cli.main", "--config", str(config), *args], check=True,
-                   capture_output=True, env=env, timeout=600)
+    result = run_ctl("--config", str(config), *args, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"autoretrainctl {' '.join(args)} failed: {result.stderr.strip()}")
 
 
 def prepare_models(config_path: Path, count: int) -> None:
@@ -82,105 +75,66 @@ def prepare_models(config_path: Path, count: int) -> None:
     registry = Registry(config.models_dir)
     for symbol in symbols(count)[1:]:
         for version in ("v0001", "v0002"):
-            source = registry.version_dir("BTC/USDT", "1h", version)
-            with registry.stage(symbol, "1h") as staging:
-                for item in source.iterdir():
-                    shutil.copy(item, staging.path / item.name)
-                staging.commit(json.loads((source / "meta.json").read_text()))
+            register_copy(registry, symbol, "1h", registry.version_dir("BTC/USDT", "1h", version))
         registry.promote(symbol, "1h", "v0001")
 
 
 class Running:
-    def __init__(self, config_path: Path) -> None:
-        self.config_path = config_path
-        self.config = load_config(config_path, env={})
-        self.notify_path = config_path.parent / "notify.sock"
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(str(self.notify_path))
-        self.notify.settimeout(0.5)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(self.notify_path)}
-        self.started = time.monotonic()
-        self.log = open(config_path.parent / "daemon.log", "w")
-        self.process = subprocess.Popen([sys.executable, "-m", "autoretrain.daemon.supervisor.main", "--config", str(config_path)],
-                                        env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.ready_s = self._wait_ready()
+    """The daemon (the tests' harness) plus a subscriber on its bus that records every event with its time."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.config = daemon.config
+        started = time.monotonic()
+        daemon.start()
+        daemon.wait_ready(timeout=300)
+        self.ready_s = time.monotonic() - started
         self.context = zmq.Context()
-        self.sub = self.context.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.LINGER, 0)
-        self.sub.setsockopt(zmq.RCVHWM, 1_000_000)
-        self.sub.connect(bus_endpoints(self.config.runtime_dir)[1])
-        self.sub.setsockopt(zmq.SUBSCRIBE, messages.SIGNAL.encode())
-        self.sub.setsockopt(zmq.SUBSCRIBE, messages.CANDLE.encode())
-        self.sub.setsockopt(zmq.SUBSCRIBE, messages.MODEL_SWAPPED.encode())
+        self.events = Subscriber(self.context, bus_endpoints(self.config.runtime_dir)[1],
+                                 (Topic.SIGNAL, Topic.CANDLE, Topic.MODEL_SWAPPED))
         anchor = json.loads((self.config.state_dir / "market-clock.json").read_text())["anchor_wall"]
         simulated = self.config.market.simulated
         self.origin_ms = parse_iso_ms(simulated.start) + simulated.history_candles * HOUR_MS
         self.anchor = float(anchor)
         self.speed = simulated.speed
 
-    def _wait_ready(self) -> float:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if b"READY=1" in self.notify.recv(65536).split(b"\n"):
-                    return time.monotonic() - self.started
-            except socket.timeout:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"daemon exited: {(self.config_path.parent / 'daemon.log').read_text()[-2000:]}")
-        raise RuntimeError("daemon not ready within 300 s")
-
     def close_wall(self, candle_ts: int) -> float:
         """Wall time at which the candle opening at candle_ts closed on the market clock."""
         return self.anchor + (candle_ts + HOUR_MS - self.origin_ms) / 1000.0 / self.speed
 
-    def collect(self, seconds: float, during: Any = None) -> list[dict[str, Any]]:
-        events = []
+    def collect(self, seconds: float, during: Any = None) -> list[Envelope]:
+        events: list[Envelope] = []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if during is not None:
                 during()
-            if self.sub.poll(50):
-                while True:
-                    try:
-                        topic, body = self.sub.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    event = json.loads(body)
-                    event["received_at"] = time.time()
-                    events.append(event)
+            if self.events.sock.poll(50):
+                events.extend(self.events.drain())
         return events
 
-    def request(self, command: str, **args: Any) -> dict[str, Any]:
-        client = ControlClient(self.config.control_endpoint, timeout_ms=5000)
-        try:
-            return client.request(command, **args)
-        finally:
-            client.close()
-
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
-        self.sub.close(0)
+        self.events.close()
         self.context.term()
-        self.notify.close()
-        self.log.close()
+        self.daemon.shutdown(timeout=60)
 
 
-def latencies_ms(run: Running, events: list[dict[str, Any]]) -> np.ndarray:
-    values = [(e["sent_at"] - run.close_wall(int(e["candle_ts"]))) * 1000 for e in events
-              if e.get("topic") == messages.SIGNAL]
-    return np.array(values)
+def signals_of(events: list[Envelope]) -> list[tuple[SignalMade, float]]:
+    return [(e.message, e.sent_at) for e in events if isinstance(e.message, SignalMade)]
 
 
-def stages_ms(run: Running, events: list[dict[str, Any]]) -> dict[str, Any]:
+def latencies_ms(run: Running, events: list[Envelope]) -> np.ndarray:
+    return np.array([(sent - run.close_wall(signal.candle_ts)) * 1000 for signal, sent in signals_of(events)])
+
+
+def stages_ms(run: Running, events: list[Envelope]) -> dict[str, Any]:
     """Where the latency goes: close -> `candle` hint sent by ingest -> `signal` sent by inference."""
-    hinted = {(e["symbol"], int(e["ts"])): e["sent_at"] for e in events if e.get("topic") == messages.CANDLE}
+    hinted = {(e.message.symbol, e.message.ts): e.sent_at for e in events if isinstance(e.message, CandleClosed)}
     ingest, inference = [], []
-    for e in events:
-        if e.get("topic") == messages.SIGNAL and (e["symbol"], int(e["candle_ts"])) in hinted:
-            sent = hinted[(e["symbol"], int(e["candle_ts"]))]
-            ingest.append((sent - run.close_wall(int(e["candle_ts"]))) * 1000)
-            inference.append((e["sent_at"] - sent) * 1000)
+    for signal, signal_sent in signals_of(events):
+        sent = hinted.get((signal.symbol, signal.candle_ts))
+        if sent is not None:
+            ingest.append((sent - run.close_wall(signal.candle_ts)) * 1000)
+            inference.append((signal_sent - sent) * 1000)
     return {"close_to_candle_hint": summary(np.array(ingest)),
             "candle_hint_to_signal": summary(np.array(inference))}
 
@@ -192,21 +146,18 @@ def summary(values: np.ndarray) -> dict[str, Any]:
             "p99_ms": round(float(np.percentile(values, 99)), 2), "max_ms": round(float(values.max()), 2)}
 
 
-def longest_gap_s(events: list[dict[str, Any]], symbol: str) -> float | None:
-    times = sorted(e["sent_at"] for e in events if e.get("topic") == messages.SIGNAL and e.get("symbol") == symbol)
+def longest_gap_s(events: list[Envelope], symbol: str) -> float | None:
+    times = sorted(sent for signal, sent in signals_of(events) if signal.symbol == symbol)
     return round(float(np.diff(times).max()), 3) if len(times) > 1 else None
 
 
 def lost_predictions(run: Running, symbol: str, since_ts: int) -> dict[str, int]:
-    conn = sqlite3.connect(run.config.db_path)
-    try:
-        newest = conn.execute("SELECT MAX(candle_ts) FROM signals WHERE symbol = ?", (symbol,)).fetchone()[0]
-        candles = conn.execute("SELECT COUNT(*) FROM candles c JOIN series s ON s.id = c.series_id WHERE s.symbol = ?"
-                               " AND c.ts > ? AND c.ts <= ?", (symbol, since_ts, newest)).fetchone()[0]
-        signals = conn.execute("SELECT COUNT(*), SUM(model_version IS NULL) FROM signals WHERE symbol = ? AND"
-                               " candle_ts > ? AND candle_ts <= ?", (symbol, since_ts, newest)).fetchone()
-    finally:
-        conn.close()
+    query = run.daemon.query
+    newest = query("SELECT MAX(candle_ts) FROM signals WHERE symbol = ?", symbol)[0][0]
+    candles = query("SELECT COUNT(*) FROM candles c JOIN series s ON s.id = c.series_id WHERE s.symbol = ?"
+                    " AND c.ts > ? AND c.ts <= ?", symbol, since_ts, newest)[0][0]
+    signals = query("SELECT COUNT(*), SUM(model_version IS NULL) FROM signals WHERE symbol = ? AND"
+                    " candle_ts > ? AND candle_ts <= ?", symbol, since_ts, newest)[0]
     return {"candles": int(candles), "signals": int(signals[0]), "missing_signals": int(candles - signals[0]),
             "signals_without_model": int(signals[1] or 0)}
 
@@ -215,9 +166,9 @@ def bench_symbols(count: int, seconds: float, with_promotions: bool) -> dict[str
     # candles arrive every `interval` seconds: fast enough to measure, slow enough to keep up
     interval = {1: 0.1, 10: 0.25, 100: 2.0}.get(count, max(0.1, count * 0.02))
     with tempfile.TemporaryDirectory() as tmp:
-        config_path = write_config(Path(tmp), count, speed=3600.0 / interval)
-        prepare_models(config_path, count)
-        run = Running(config_path)
+        daemon = Daemon(Path(tmp), bench_config(Path(tmp), count, speed=3600.0 / interval))
+        prepare_models(daemon.config_path, count)
+        run = Running(daemon)
         try:
             run.collect(2.0)  # let the catch-up after start pass
             steady = run.collect(seconds)
@@ -226,23 +177,23 @@ def bench_symbols(count: int, seconds: float, with_promotions: bool) -> dict[str
                                       "latency_stages": stages_ms(run, steady)}
             if with_promotions:
                 promotions = {"done": 0, "next": time.monotonic()}
-                first_ts = max(int(e["candle_ts"]) for e in steady if e.get("topic") == messages.SIGNAL)
+                first_ts = max(signal.candle_ts for signal, _ in signals_of(steady))
 
                 def promote() -> None:
                     if promotions["done"] < 20 and time.monotonic() >= promotions["next"]:
                         version = "v0002" if promotions["done"] % 2 == 0 else "v0001"
-                        run.request("promote", symbol="BTC/USDT", version=version)
+                        run.daemon.request("promote", symbol="BTC/USDT", version=version)
                         promotions["done"] += 1
                         promotions["next"] = time.monotonic() + 0.6
 
                 swapping = run.collect(0.6 * 20 + 2.0, during=promote)
-                swaps = sum(1 for e in swapping if e.get("topic") == messages.MODEL_SWAPPED)
+                swaps = sum(1 for e in swapping if isinstance(e.message, ModelSwapped))
                 result["promotions"] = {"promotions": promotions["done"], "hot_swaps": swaps,
                                         **lost_predictions(run, "BTC/USDT", first_ts),
                                         "longest_gap_during_swaps_s": longest_gap_s(swapping, "BTC/USDT"),
                                         "longest_gap_without_swaps_s": longest_gap_s(steady, "BTC/USDT"),
                                         "latency_during_swaps": summary(latencies_ms(run, swapping))}
-            status = run.request("status")
+            status = run.daemon.status()
             result["rss_mb"] = {p["name"]: p["rss_mb"] for p in status["processes"]}
         finally:
             run.stop()

@@ -28,9 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autoretrain.daemon.store.database import Database  # noqa: E402
 from autoretrain.daemon.foundation.config import build_config  # noqa: E402
 from autoretrain.daemon.market.csv_file import read_candle_csv  # noqa: E402
+from autoretrain.daemon.store.database import Database  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "binance_BTCUSDT_1h_2018-2026.csv.gz"
 SYMBOL = "BTC/USDT"

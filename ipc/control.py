@@ -16,11 +16,11 @@ import logging
 import os
 import stat
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
-
 
 log = logging.getLogger("autoretrain.control")
 
@@ -112,7 +112,7 @@ class ControlServer:
             return {"id": request_id, "ok": True, "result": self.handler(command, args)}
         except ControlError as exc:
             return {"id": request_id, "ok": False, "error": " ".join(str(exc).split())}
-        except Exception as exc:  # noqa: BLE001 - a bug in a handler must not take the daemon down
+        except Exception as exc:
             log.exception("control command %r failed", command)
             return {"id": request_id, "ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
 

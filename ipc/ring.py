@@ -58,7 +58,7 @@ class CandleRing:
         self._records = np.ndarray((capacity,), dtype=CANDLE_DTYPE, buffer=memory, offset=HEADER_SIZE)
 
     @classmethod
-    def create(cls, path: str | Path, capacity: int) -> "CandleRing":
+    def create(cls, path: str | Path, capacity: int) -> CandleRing:
         """A new, empty ring file (replacing a stale one), world-unreadable (0640)."""
         path = Path(path)
         size = HEADER_SIZE + capacity * CANDLE_DTYPE.itemsize
@@ -80,7 +80,7 @@ class CandleRing:
         return cls(path, memory)
 
     @classmethod
-    def attach(cls, path: str | Path, *, writable: bool = False) -> "CandleRing":
+    def attach(cls, path: str | Path, *, writable: bool = False) -> CandleRing:
         path = Path(path)
         try:
             size = path.stat().st_size

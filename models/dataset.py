@@ -31,7 +31,7 @@ class Normaliser:
     clip: float = CLIP
 
     @classmethod
-    def fit(cls, rows: np.ndarray) -> "Normaliser":
+    def fit(cls, rows: np.ndarray) -> Normaliser:
         rows = np.asarray(rows, dtype=np.float64)
         rows = rows[np.isfinite(rows).all(axis=1)]
         if len(rows) == 0:
@@ -47,7 +47,7 @@ class Normaliser:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std], "clip": self.clip}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], n_features: int) -> "Normaliser":
+    def from_dict(cls, data: dict[str, Any], n_features: int) -> Normaliser:
         mean = np.asarray(data["mean"], dtype=np.float64)
         std = np.asarray(data["std"], dtype=np.float64)
         if mean.shape != (n_features,) or std.shape != (n_features,):

@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-
 PromoteMode = Literal["auto", "always", "never"]
 
 

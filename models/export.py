@@ -13,16 +13,24 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 
 from autoretrain.models.lstm import DirectionLSTM, ProbabilityModel
-from autoretrain.models.runtime import INPUT_NAME, OUTPUT_NAME, PARITY_FILE, make_session, parity_gap, parity_ok, parity_verdict
+from autoretrain.models.runtime import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PARITY_FILE,
+    make_session,
+    parity_gap,
+    parity_ok,
+    parity_verdict,
+)
 
 _NOISY_LOGGERS = ("torch.onnx", "torch._dynamo", "torch.export", "torch.fx", "onnxscript", "onnx_ir")
 
@@ -70,8 +78,9 @@ def export_onnx(network: DirectionLSTM, seq_len: int, n_features: int) -> bytes:
             model, (example,), None, dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, verbose=False,
         )
+        assert program is not None  # dynamo=True always returns the program
         buffer = io.BytesIO()
-        program.save(buffer)
+        program.save(buffer)  # type: ignore[arg-type]  # torch's stub says path; a file object works and is tested
     return buffer.getvalue()
 
 

@@ -92,7 +92,7 @@ def ema(values: np.ndarray, span: int, *, wilder: bool = False) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     out = _full(values.shape)
     length = values.shape[-1]
-    finite = np.flatnonzero(np.isfinite(values).reshape(-1, length).all(axis=0)) if length else []
+    finite = np.flatnonzero(np.isfinite(values).reshape(-1, length).all(axis=0)) if length else np.empty(0, int)
     if len(finite) == 0:
         return out
     start = int(finite[0])

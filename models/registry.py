@@ -24,14 +24,14 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from autoretrain.models.durable import fsync_dir, write_atomic
-from autoretrain.models.errors import (ChampionChanged, InvalidVersion, NothingToRollBack, RegistryError,
-                                       VersionNotFound)
+from autoretrain.models.errors import ChampionChanged, InvalidVersion, NothingToRollBack, RegistryError, VersionNotFound
 
 POINTER_FILE = "promoted.json"
 COUNTER_FILE = "last_version"
@@ -104,7 +104,7 @@ class VersionInfo:
 class Staging:
     """A version being built; `commit` gives it the next number and renames it into place."""
 
-    def __init__(self, registry: "Registry", symbol: str, timeframe: str, path: Path) -> None:
+    def __init__(self, registry: Registry, symbol: str, timeframe: str, path: Path) -> None:
         self.registry, self.symbol, self.timeframe, self.path = registry, symbol, timeframe, path
         self.version: str | None = None
 
@@ -133,7 +133,7 @@ class Staging:
         if self.version is None:
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def __enter__(self) -> "Staging":
+    def __enter__(self) -> Staging:
         return self
 
     def __exit__(self, *exc: object) -> None:

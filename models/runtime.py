@@ -22,8 +22,8 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from autoretrain.models.errors import ModelRejected
 from autoretrain.models.dataset import Normaliser, windows
+from autoretrain.models.errors import ModelRejected
 from autoretrain.models.features import FEATURE_NAMES, FEATURE_SET_VERSION, N_FEATURES, WARMUP_CANDLES, compute_features
 
 MODEL_FILE = "model.onnx"
@@ -135,7 +135,7 @@ class ModelRunner:
         self.input_name: str = session.get_inputs()[0].name
 
     @classmethod
-    def load(cls, version_dir: str | Path, threads: int = 1) -> "ModelRunner":
+    def load(cls, version_dir: str | Path, threads: int = 1) -> ModelRunner:
         """Verify and open a version folder; raises ModelRejected(reason) on any problem."""
         version_dir = Path(version_dir)
         meta = _read_meta(version_dir)

@@ -11,6 +11,7 @@ from typing import Any
 from autoretrain.daemon.foundation.config_schema import check_symbol
 from autoretrain.daemon.foundation.timeframes import parse_iso_ms, timeframe_ms
 
+
 def symbol_arg(text: str) -> str:
     try:
         return check_symbol(text)

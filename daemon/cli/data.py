@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from autoretrain.daemon.market.backfill import BackfillReport, backfill
-from autoretrain.daemon.store.candles import SeriesSummary
-from autoretrain.daemon.store.database import Database
-from autoretrain.daemon.cli.arguments import (add_json_flag, date_arg, emit, positive_float, symbol_arg,
-                                    timeframe_arg)
+from autoretrain.daemon.cli.arguments import add_json_flag, date_arg, emit, positive_float, symbol_arg, timeframe_arg
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import UsageError
-from autoretrain.daemon.market.sources import open_source
 from autoretrain.daemon.foundation.timeframes import DAY_MS, iso, timeframe_ms
+from autoretrain.daemon.market.backfill import BackfillReport, backfill
+from autoretrain.daemon.market.sources import open_source
+from autoretrain.daemon.store.candles import SeriesSummary
+from autoretrain.daemon.store.database import Database
 
 EX_INCOMPLETE = 1
 

@@ -9,8 +9,8 @@ from typing import Any
 from autoretrain.daemon.cli.arguments import add_json_flag, emit, positive_float, symbol_arg
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import EX_UNAVAILABLE, AutoretrainError
-from autoretrain.daemon.store.retrain_runs import FINAL_STATUSES, PROMOTED, REJECTED
 from autoretrain.daemon.foundation.formatting import pct, signed_pct
+from autoretrain.daemon.store.retrain_runs import FINAL_STATUSES, PROMOTED, REJECTED
 from autoretrain.ipc.control import ControlClient, DaemonUnavailable, RequestFailed
 
 
@@ -53,7 +53,7 @@ class DaemonLink:
         except RequestFailed as exc:
             raise AutoretrainError(str(exc)) from None
 
-    def __enter__(self) -> "DaemonLink":
+    def __enter__(self) -> DaemonLink:
         return self
 
     def __exit__(self, *exc: object) -> None:

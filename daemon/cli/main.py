@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from autoretrain.daemon.cli import data as data_commands
 from autoretrain.daemon.cli import live as live_commands
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+    except Exception as exc:
         logging.getLogger("autoretrain").debug("internal error", exc_info=True)
         print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
         return EX_SOFTWARE

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
+from autoretrain.daemon.cli.arguments import (
+    add_json_flag,
+    emit,
+    positive_float,
+    positive_int,
+    symbol_arg,
+    timeframe_arg,
+)
 from autoretrain.daemon.cli.live import DaemonNotRunning, request
-from autoretrain.daemon.cli.arguments import add_json_flag, emit, positive_float, positive_int, symbol_arg, timeframe_arg
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.formatting import pct, signed_pct
 from autoretrain.models import promotion

@@ -13,13 +13,13 @@ from typing import Any
 from autoretrain.daemon.cli.arguments import add_json_flag, emit, positive_int, symbol_arg, timeframe_arg
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import NoInputError
+from autoretrain.daemon.foundation.formatting import pct, signed_pct
+from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.loop.assess import assess
 from autoretrain.daemon.signals.performance import Performance, Stats
 from autoretrain.daemon.signals.policy import RetrainDecision
 from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.store.signals import SignalRecord
-from autoretrain.daemon.foundation.formatting import pct, signed_pct
-from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.models.registry import Registry
 
 

@@ -8,13 +8,14 @@ duplicates and reports conflicting ones (same open time, different values).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.foundation.timeframes import alignment_offset_ms, iso, timeframe_ms
+from autoretrain.ipc.candles import CANDLE_DTYPE
 
 PRICE_FIELDS = ("open", "high", "low", "close")
 
@@ -58,7 +59,7 @@ def from_rows(rows: Iterable[Sequence[Any]]) -> tuple[np.ndarray, list[Rejection
             if len(row) < 6:
                 raise ValueError
             ts_value = float(row[0])
-            values = tuple(float(v) for v in row[1:6])
+            o, h, lo, c, v = (float(value) for value in row[1:6])
         except (TypeError, ValueError):
             ts_guess = row[0] if isinstance(row, (list, tuple)) and row and isinstance(row[0], int) else None
             rejected.append(Rejection(index, ts_guess, f"malformed row {row!r:.80}"))
@@ -69,7 +70,7 @@ def from_rows(rows: Iterable[Sequence[Any]]) -> tuple[np.ndarray, list[Rejection
         if not 0 <= ts_value <= LATEST_TS_MS:
             rejected.append(Rejection(index, None, f"timestamp out of range: {row[0]!r}"))
             continue
-        good.append((int(ts_value), *values))
+        good.append((int(ts_value), o, h, lo, c, v))
     return np.array(good, dtype=CANDLE_DTYPE), rejected
 
 
@@ -79,7 +80,7 @@ def _first_reasons(candles: np.ndarray, timeframe: str, now_ms: int | None) -> l
     prices = np.stack([candles[f] for f in PRICE_FIELDS], axis=1) if len(candles) else np.empty((0, 4))
     volume = candles["volume"]
     ts = candles["ts"]
-    checks: list[tuple[np.ndarray, str]] = [
+    checks: list[tuple[Any, str]] = [
         (~np.isfinite(prices).all(axis=1) | ~np.isfinite(volume), "non-finite value (NaN or infinity)"),
         ((prices <= 0).any(axis=1), "price not positive"),
         (candles["high"] < np.maximum(candles["open"], candles["close"]), "high below open or close"),

@@ -13,14 +13,15 @@ resolved against the current directory. `$STATE_DIRECTORY` and `$RUNTIME_DIRECTO
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from autoretrain.daemon.foundation.errors import ConfigError
 from autoretrain.daemon.foundation.config_schema import Config, PathsConfig
+from autoretrain.daemon.foundation.errors import ConfigError
 from autoretrain.daemon.foundation.timeframes import timeframe_ms
 
 CONFIG_ENV = "AUTORETRAIN_CONFIG"
@@ -79,9 +80,9 @@ def _resolved_checks(config: Config) -> tuple[str, str] | None:
             return key, (f"socket path {path} is {len(os.fsencode(str(path)))} bytes; unix sockets allow "
                          f"{_MAX_SOCKET_PATH}: choose a shorter directory")
     if config.market.source == "csv":
-        for symbol, path in config.market.csv.items():
-            if not Path(path).is_file():
-                return f"market.csv.{symbol}", f"no such file: {path}"
+        for symbol, csv_path in config.market.csv.items():
+            if not Path(csv_path).is_file():
+                return f"market.csv.{symbol}", f"no such file: {csv_path}"
     return None
 
 

@@ -120,7 +120,7 @@ class MarketConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _csv_for_every_symbol(self) -> "MarketConfig":
+    def _csv_for_every_symbol(self) -> MarketConfig:
         if self.source == "csv":
             missing = [s for s in self.symbols if s not in self.csv]
             if missing:
@@ -146,7 +146,7 @@ class AutoTrainingConfig(_Section):
     train_at_start: bool = True
 
     @model_validator(mode="after")
-    def _window_can_judge(self) -> "AutoTrainingConfig":
+    def _window_can_judge(self) -> AutoTrainingConfig:
         if self.rolling_window < self.min_signals:
             raise ValueError(f"rolling_window ({self.rolling_window}) must be at least min_signals "
                              f"({self.min_signals}): a smaller window never holds enough signals to judge")

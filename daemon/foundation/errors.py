@@ -7,8 +7,17 @@ an `AutoretrainError` subclass; the command-line entry points print `str(error)`
 
 from __future__ import annotations
 
-from autoretrain.models.errors import (ChampionChanged, DeviceUnavailable, InvalidVersion, ModelError, ModelRejected,
-                                       NothingToRollBack, RegistryError, TrainingAborted, VersionNotFound)
+from autoretrain.models.errors import (
+    ChampionChanged,
+    DeviceUnavailable,
+    InvalidVersion,
+    ModelError,
+    ModelRejected,
+    NothingToRollBack,
+    RegistryError,
+    TrainingAborted,
+    VersionNotFound,
+)
 
 EX_USAGE = 64
 EX_DATAERR = 65

@@ -14,6 +14,7 @@ import logging.handlers
 import os
 import sys
 from pathlib import Path
+from types import TracebackType
 from typing import IO
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
@@ -83,7 +84,7 @@ def setup_logging(process: str, level: str = "INFO", log_file: str | os.PathLike
 def log_uncaught(logger: logging.Logger) -> None:
     """Route uncaught exceptions through logging, so even a crash is one folded record."""
 
-    def hook(kind, value, tb):  # type: ignore[no-untyped-def]
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
         if issubclass(kind, KeyboardInterrupt):
             sys.__excepthook__(kind, value, tb)
             return

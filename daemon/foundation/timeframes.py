@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -44,7 +44,7 @@ def iso(ts_ms: int | None) -> str | None:
     """ISO-8601 UTC string for logs and reports ('2024-01-01T00:00:00Z')."""
     if ts_ms is None:
         return None
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso_ms(text: str) -> int:
@@ -57,5 +57,5 @@ def parse_iso_ms(text: str) -> int:
     except ValueError:
         raise ValueError(f"invalid date {text!r}: expected ISO-8601 such as 2024-01-31 or 2024-01-31T12:00:00Z") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -85,7 +86,7 @@ class SignalLoop:
                 log.debug("%s: model skipped for this candle: %s", symbol, exc)
         for group in by_length.values():
             features = compute_features(np.stack([recent for _, _, recent in group]))
-            for (row, runner, recent), rows in zip(group, features):
+            for (row, runner, recent), rows in zip(group, features, strict=True):
                 symbol = items[row][0]
                 try:
                     probabilities[row] = runner.predict_features(recent, rows)
@@ -109,15 +110,15 @@ class SignalLoop:
             windows = np.stack([items[row][1][-length:] for row in rows])
             made = compute_signals(windows, model_probabilities=[probabilities[row] for row in rows],
                                    model_versions=[versions[row] for row in rows], config=self.config.signals)
-            for row, signal in zip(rows, made):
+            for row, signal in zip(rows, made, strict=True):
                 signals[row] = signal
         done = [signal for signal in signals if signal is not None]  # every row has its signal now
         inserted = self.db.signals.record_many(self.exchange, self.timeframe,
-                                               [(symbol, signal) for (symbol, _), signal in zip(items, done)])
-        for (symbol, _), signal, new in zip(items, done, inserted):
+                                               [(symbol, signal) for (symbol, _), signal in zip(items, done, strict=True)])
+        for (symbol, _), signal, new in zip(items, done, inserted, strict=True):
             if new:
                 self.publish(messages.SignalMade(symbol=symbol, timeframe=self.timeframe, **dataclasses.asdict(signal)))
-        return list(zip(done, inserted))
+        return list(zip(done, inserted, strict=True))
 
     def signal_pending(self, pending: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, list[Signal]]:
         """Signal every fresh candle of every symbol: `pending[symbol]` is (window, fresh), the window
@@ -130,7 +131,7 @@ class SignalLoop:
                 if step < len(fresh):
                     end = len(window) - len(fresh) + step + 1
                     batch.append((symbol, window[max(0, end - self.history_needed(symbol)):end]))
-            for (symbol, _), (signal, new) in zip(batch, self.signal(batch)):
+            for (symbol, _), (signal, new) in zip(batch, self.signal(batch), strict=True):
                 if new:
                     made[symbol].append(signal)
         return made

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from autoretrain.daemon.store.candles import CandleTable
 from autoretrain.daemon.foundation.candles import Rejection
-from autoretrain.daemon.market.base import CandleSource, Hole
 from autoretrain.daemon.foundation.timeframes import iso
+from autoretrain.daemon.market.base import CandleSource, Hole
+from autoretrain.daemon.store.candles import CandleTable
 
 log = logging.getLogger("autoretrain.backfill")
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -69,5 +69,5 @@ class CandleSource(abc.ABC):
         market names its regime switches, so a demo shows when and why a model loses its edge)."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: a source holding nothing need not override it
         """Release network sessions or files."""

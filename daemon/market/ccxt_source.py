@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from autoretrain.daemon.foundation import candles as candle_ops
 from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
+from autoretrain.daemon.foundation.timeframes import floor_to_timeframe, iso, last_closed_open_ms, timeframe_ms
 from autoretrain.daemon.market.base import Batch, CandleSource, Hole
 from autoretrain.daemon.market.retry import Backoff, call_with_retry, parse_retry_after
-from autoretrain.daemon.foundation.timeframes import floor_to_timeframe, iso, last_closed_open_ms, timeframe_ms
 
 log = logging.getLogger("autoretrain.ccxt")
 

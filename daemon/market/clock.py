@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -24,11 +25,10 @@ class MarketClock:
     wall: Callable[[], float] = field(default=time.time, repr=False)
 
     def __post_init__(self) -> None:
-        if self.anchor_wall is None:
-            self.anchor_wall = self.wall()
+        self.anchor: float = self.wall() if self.anchor_wall is None else self.anchor_wall
 
     def now_ms(self) -> int:
-        return self.origin_ms + int((self.wall() - float(self.anchor_wall)) * self.speed * 1000)
+        return self.origin_ms + int((self.wall() - self.anchor) * self.speed * 1000)
 
     def wall_seconds_until(self, market_ms: int) -> float:
         return max(0.0, (market_ms - self.now_ms()) / 1000.0 / self.speed)

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from autoretrain.daemon.foundation import candles as candle_ops
-from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.foundation.errors import DataError, NoInputError
+from autoretrain.ipc.candles import CANDLE_DTYPE
 
 CSV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 # A timestamp below this (2001-09-09 in ms) is taken for seconds, which is a common export mistake.

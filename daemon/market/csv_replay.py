@@ -6,16 +6,16 @@ releases one candle each time a timeframe of market time passes, at `replay.spee
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from autoretrain.daemon.foundation.config_schema import ReplayConfig
 from autoretrain.daemon.foundation.errors import UsageError
+from autoretrain.daemon.foundation.timeframes import last_closed_open_ms, timeframe_ms
 from autoretrain.daemon.market.base import Batch, CandleSource
 from autoretrain.daemon.market.clock import MarketClock
 from autoretrain.daemon.market.csv_file import read_candle_csv
-from autoretrain.daemon.foundation.timeframes import last_closed_open_ms, timeframe_ms
 
 BATCH = 5000
 

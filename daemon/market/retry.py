@@ -6,8 +6,9 @@ import email.utils
 import logging
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, TypeVar
+from typing import TypeVar
 
 from autoretrain.daemon.foundation.errors import SourceUnavailable
 
@@ -65,7 +66,7 @@ def call_with_retry(
     for attempt in range(backoff.attempts):
         try:
             return call()
-        except Exception as exc:  # noqa: BLE001 - classified just below
+        except Exception as exc:
             if not is_retryable(exc):
                 raise
             if attempt == backoff.attempts - 1:

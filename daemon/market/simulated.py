@@ -21,16 +21,22 @@ The random numbers for each block of 4096 candles come from `numpy.random.defaul
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.foundation.config_schema import SimulatedConfig
+from autoretrain.daemon.foundation.timeframes import (
+    floor_to_timeframe,
+    iso,
+    last_closed_open_ms,
+    parse_iso_ms,
+    timeframe_ms,
+)
 from autoretrain.daemon.market.base import Batch, CandleSource
 from autoretrain.daemon.market.clock import MarketClock
-from autoretrain.daemon.foundation.timeframes import floor_to_timeframe, iso, last_closed_open_ms, parse_iso_ms, timeframe_ms
+from autoretrain.ipc.candles import CANDLE_DTYPE
 
 BLOCK = 4096
 KAPPA = 0.001

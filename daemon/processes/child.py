@@ -23,9 +23,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import zmq
 
@@ -181,7 +182,7 @@ def run_child(name: str, make: Callable[[Child], ChildBody], argv: Sequence[str]
     except USER_ERRORS as exc:
         child.log.error("%s cannot run: %s", name, exc)
         code = exit_code(exc)
-    except Exception:  # noqa: BLE001 - logged as one record; the supervisor restarts us
+    except Exception:
         child.log.exception("%s failed", name)
         code = 1
     finally:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ TICK_S = 0.5
 class SymbolWorker:
     """One symbol: its ring, its model slot, and the newest candle already signalled."""
 
-    def __init__(self, inference: "Inference", symbol: str) -> None:
+    def __init__(self, inference: Inference, symbol: str) -> None:
         self.symbol = symbol
         self.ring = CandleRing.attach(ring_path(inference.config.runtime_dir, symbol, inference.timeframe))
         self.slot = ModelSlot(inference.registry, symbol, inference.timeframe, threads=inference.config.inference.threads,

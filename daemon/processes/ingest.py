@@ -12,20 +12,20 @@ from __future__ import annotations
 import concurrent.futures as futures
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
-from autoretrain.daemon.market.backfill import backfill
-from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.foundation.candles import Rejection, empty
-from autoretrain.daemon.processes.child import Child, run_child
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
-from autoretrain.daemon.market.sources import CandleSource, open_source
-from autoretrain.daemon.market.clock import load_or_create_anchor
 from autoretrain.daemon.foundation.timeframes import DAY_MS, iso, last_closed_open_ms, timeframe_ms
+from autoretrain.daemon.market.backfill import backfill
+from autoretrain.daemon.market.clock import load_or_create_anchor
+from autoretrain.daemon.market.sources import CandleSource, open_source
+from autoretrain.daemon.processes.child import Child, run_child
+from autoretrain.daemon.store.database import Database
 from autoretrain.ipc import messages
 from autoretrain.ipc.ring import CandleRing, ring_path
 
@@ -165,9 +165,10 @@ class Ingest:
             feed.last_ts = int(candles["ts"][-1])
         for feed, candles in fresh:
             head, _ = feed.ring.state()
+            newest = int(candles["ts"][-1])
             self.child.publish(messages.CandleClosed(
-                symbol=feed.symbol, timeframe=self.timeframe, ts=feed.last_ts, close=float(candles["close"][-1]),
-                count=len(candles), head=head, closed_at_ms=feed.last_ts + self.step))
+                symbol=feed.symbol, timeframe=self.timeframe, ts=newest, close=float(candles["close"][-1]),
+                count=len(candles), head=head, closed_at_ms=newest + self.step))
         for feed, candles in fresh:  # after the hints: the log never delays a signal
             after = previous[feed.symbol]
             for note in self.source.market_notes(feed.symbol, self.timeframe,

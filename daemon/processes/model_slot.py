@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import concurrent.futures as futures
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from autoretrain.models.registry import Registry, RegistryError
 from autoretrain.models.runtime import ModelRejected, ModelRunner

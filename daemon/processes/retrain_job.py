@@ -18,22 +18,29 @@ from typing import Any
 
 import numpy as np
 
+from autoretrain.daemon.foundation.config_schema import Config
+from autoretrain.daemon.foundation.errors import DataError, UsageError
+from autoretrain.daemon.foundation.formatting import pct
+from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.processes.retrain_data import TrainingData, base_meta, load_training_data
 from autoretrain.daemon.store.candles import CandleTable
 from autoretrain.daemon.store.database import Database
-from autoretrain.daemon.foundation.config_schema import Config
-from autoretrain.daemon.foundation.errors import DataError, UsageError
 from autoretrain.daemon.store.retrain_runs import ABORTED, FAILED, PROMOTED, REJECTED
-from autoretrain.daemon.foundation.formatting import pct
-from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.models import dataset as ds
 from autoretrain.models import evaluation as ev
+from autoretrain.models.errors import ChampionChanged, ModelRejected, TrainingAborted
 from autoretrain.models.export import ParityReport, check_parity, export_onnx
 from autoretrain.models.features import N_FEATURES
 from autoretrain.models.registry import Registry, Staging
 from autoretrain.models.runtime import MODEL_FILE, PARITY_FILE, ModelRunner, sha256_bytes
-from autoretrain.models.errors import ChampionChanged, ModelRejected, TrainingAborted
-from autoretrain.models.training import FitSettings, NetworkShape, ProgressCallback, StopCheck, TrainResult, train_network
+from autoretrain.models.training import (
+    FitSettings,
+    NetworkShape,
+    ProgressCallback,
+    StopCheck,
+    TrainResult,
+    train_network,
+)
 
 log = logging.getLogger("autoretrain.model")
 PARITY_SAMPLES = 64

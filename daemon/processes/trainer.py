@@ -10,18 +10,19 @@ and the next trainer start marks the interrupted run failed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
-from autoretrain.daemon.store.database import Database
-from autoretrain.daemon.processes.child import Child, run_child
 from autoretrain.daemon.foundation.errors import USER_ERRORS
-from autoretrain.daemon.store.retrain_runs import RetrainRun
+from autoretrain.daemon.processes.child import Child, run_child
 from autoretrain.daemon.processes.retrain_job import run_training  # torch: the trainer is its only process
-from autoretrain.models.training import ProgressCallback
+from autoretrain.daemon.store.database import Database
+from autoretrain.daemon.store.retrain_runs import RetrainRun
 from autoretrain.ipc import messages
+from autoretrain.models.training import ProgressCallback
 
 POLL_S = 1.0
 
@@ -41,10 +42,10 @@ class Trainer:
 
     def _progress(self, run: RetrainRun) -> ProgressCallback:
         def report(epoch: int, epochs: int, val_accuracy: float) -> None:
-            training = {"run_id": run.id, "symbol": run.symbol, "timeframe": run.timeframe, "epoch": epoch,
-                        "epochs": epochs, "val_accuracy": val_accuracy}
-            self.child.report(training=training)
-            self.child.publish(messages.RetrainProgress(**training))
+            progress = messages.RetrainProgress(symbol=run.symbol, timeframe=run.timeframe, run_id=run.id, epoch=epoch,
+                                                epochs=epochs, val_accuracy=val_accuracy)
+            self.child.report(training=dataclasses.asdict(progress))
+            self.child.publish(progress)
 
         return report
 
@@ -65,7 +66,7 @@ class Trainer:
             self.child.publish(messages.RetrainFailed(symbol=symbol, timeframe=run.timeframe, run_id=run.id,
                                                       error=str(exc)))
             return
-        except Exception as exc:  # noqa: BLE001 - a failed job keeps the old model; the trainer lives on
+        except Exception as exc:
             self.child.log.exception("Retrain failed for %s", symbol)
             self.child.publish(messages.RetrainFailed(symbol=symbol, timeframe=run.timeframe, run_id=run.id,
                                                       error=f"{type(exc).__name__}: {exc}"))

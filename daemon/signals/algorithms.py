@@ -22,7 +22,7 @@ the window the caller holds (a re-run after a crash reproduces the recorded sign
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from autoretrain.daemon.signals.vote import BUY, SELL
 from autoretrain.daemon.foundation.timeframes import iso
+from autoretrain.daemon.signals.vote import BUY, SELL
 
 
 @dataclass(frozen=True)

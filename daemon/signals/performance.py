@@ -22,8 +22,9 @@ requested at and the end of its training data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from autoretrain.daemon.foundation.timeframes import iso
 
@@ -39,13 +40,13 @@ class Stats:
     pnl_total_pct: float = 0.0
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> "Stats":
+    def from_row(cls, row: Sequence[Any]) -> Stats:
         """From a (count, correct, pnl sum) row of SQL aggregates (NULL sums are 0)."""
         count, correct, pnl = row
         return cls(int(count or 0), int(correct or 0), float(pnl or 0.0))
 
     @classmethod
-    def total(cls, parts: Iterable["Stats"]) -> "Stats":
+    def total(cls, parts: Iterable[Stats]) -> Stats:
         parts = list(parts)
         return cls(sum(p.signals for p in parts), sum(p.correct for p in parts), sum(p.pnl_total_pct for p in parts))
 

@@ -63,7 +63,7 @@ class PolicyInputs:
         return self.scope_correct / self.scope_signals if self.scope_signals else None
 
     @classmethod
-    def from_performance(cls, performance: Performance, *, has_model: bool, scope: str) -> "PolicyInputs":
+    def from_performance(cls, performance: Performance, *, has_model: bool, scope: str) -> PolicyInputs:
         """The policy's view of a Performance (computed with `current_window` for the rolling scope)."""
         measured = performance.current_recent if scope == "rolling" else performance.current
         return cls(

@@ -18,14 +18,15 @@ every signal, so performance can compare a model with the rules it joined.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from autoretrain.daemon.signals import algorithms
 from autoretrain.daemon.foundation.config_schema import SignalsConfig
 from autoretrain.daemon.foundation.timeframes import iso
+from autoretrain.daemon.signals import algorithms
 
 BUY, SELL, HOLD = "BUY", "SELL", "HOLD"
 MODEL = "model"

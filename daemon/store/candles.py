@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from autoretrain.daemon.foundation import candles as candle_ops
-from autoretrain.ipc.candles import CANDLE_DTYPE
-from autoretrain.daemon.store.connection import transaction
 from autoretrain.daemon.foundation.timeframes import iso, timeframe_ms
+from autoretrain.daemon.store.connection import transaction
+from autoretrain.ipc.candles import CANDLE_DTYPE
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ class CandleTable:
             return None
         # not cached: the insert is only real once the caller's transaction commits
         cursor = self.conn.execute("INSERT INTO series (exchange, symbol, timeframe) VALUES (?, ?, ?)", key)
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def _count_between(self, series_id: int, first: int, last: int) -> int:
         return int(self.conn.execute(
@@ -125,9 +126,9 @@ class CandleTable:
         """Several series in ONE transaction, without counting what changed: ingest's latency path stores
         every symbol that closed together at once."""
         with transaction(self.conn):
-            for *key, batch in batches:
+            for exchange, symbol, timeframe, batch in batches:
                 if len(batch):
-                    self._upsert_locked(*key, batch, counted=False)
+                    self._upsert_locked(exchange, symbol, timeframe, batch, counted=False)
 
     def window(self, exchange: str, symbol: str, timeframe: str, *, start_ms: int | None = None,
                end_ms: int | None = None) -> np.ndarray:

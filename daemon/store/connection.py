@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from autoretrain.daemon.foundation.errors import StoreError
 from autoretrain.daemon.store.schema import MIGRATIONS

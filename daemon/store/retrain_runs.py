@@ -23,9 +23,9 @@ from typing import Any
 
 import psutil
 
+from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.signals.performance import LastRetrain, RetrainSummary
 from autoretrain.daemon.store.connection import transaction
-from autoretrain.daemon.foundation.timeframes import iso
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -114,8 +114,10 @@ _SERIES = "exchange = ? AND symbol = ? AND timeframe = ?"
 
 
 def _row(row: tuple[Any, ...]) -> RetrainRun:
-    *head, detail = row
-    return RetrainRun(*head, detail=json.loads(detail or "{}"))
+    (run_id, exchange, symbol, timeframe, trigger, reason, status, requested_market_ts, data_end_ts, started_at,
+     finished_at, version, owner, detail) = row
+    return RetrainRun(run_id, exchange, symbol, timeframe, trigger, reason, status, requested_market_ts, data_end_ts,
+                      started_at, finished_at, version, owner, json.loads(detail or "{}"))
 
 
 class RetrainRuns:
@@ -131,7 +133,8 @@ class RetrainRuns:
             " started_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (exchange, symbol, timeframe, trigger, reason, status, requested_market_ts, time.time(), owner),
         )
-        return int(cursor.lastrowid)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def start(self, exchange: str, symbol: str, timeframe: str, *, trigger: str, reason: str = "",
               requested_market_ts: int | None = None) -> int:

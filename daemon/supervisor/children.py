@@ -14,9 +14,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from autoretrain.daemon.foundation.config_schema import SupervisorConfig
 from autoretrain.daemon.foundation.errors import EX_CONFIG

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def notify(*assignments: str, env: Mapping[str, str] | None = None) -> bool:

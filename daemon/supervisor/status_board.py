@@ -15,15 +15,15 @@ from typing import Any
 
 import psutil
 
+from autoretrain.daemon.foundation.config_schema import Config
+from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.supervisor.children import Children
-from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.supervisor.symbol_state import SymbolState, read_symbol_state
-from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.ipc import messages
+from autoretrain.models.registry import Registry
 
 SYMBOLS_TTL_S = 1.0
-from autoretrain.models.registry import Registry
 
 
 class StatusBoard:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.foundation.config_schema import Config
-from autoretrain.daemon.loop.assess import assess
-from autoretrain.daemon.signals.policy import PolicyInputs, scope_text
 from autoretrain.daemon.foundation.formatting import pct
 from autoretrain.daemon.foundation.timeframes import iso
+from autoretrain.daemon.loop.assess import assess
+from autoretrain.daemon.signals.policy import PolicyInputs, scope_text
+from autoretrain.daemon.store.database import Database
 from autoretrain.models.registry import Registry, RegistryError
 
 

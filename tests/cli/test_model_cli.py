@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from autoretrain.models.registry import Registry
 from tests.support.cli import run_ctl
 from tests.support.config import FAST, fast_config
-from tests.support.models import SYMBOL, TIMEFRAME, regime_series, store_candles, trained_version
+from tests.support.models import SYMBOL, TIMEFRAME, regime_series, register_copy, store_candles, trained_version
 
 
 def _one_line_error(result: Any, code: int, text: str) -> None:
@@ -72,11 +71,7 @@ def two_versions(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
     registry = Registry(fast_config(tmp_path / "state").models_dir)
     source = trained_version(tmp_path_factory)
     for name in ("v0001", "v0002"):
-        with registry.stage(SYMBOL, TIMEFRAME) as staging:
-            for item in source.iterdir():
-                shutil.copy(item, staging.path / item.name)
-            staging.commit(json.loads((source / "meta.json").read_text()))
-            assert staging.version == name
+        assert register_copy(registry, SYMBOL, TIMEFRAME, source) == name
     return config_path, registry
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from autoretrain.daemon.foundation.config_schema import Config
-
 from autoretrain.daemon.foundation.config import load_config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.store.retrain_runs import REJECTED
 from autoretrain.models.registry import Registry

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import zmq
@@ -19,8 +18,9 @@ from autoretrain.ipc.control import socket_mode
 from autoretrain.models.registry import Registry
 from autoretrain.models.runtime import ModelRejected, ModelRunner
 from tests.support.cli import run_ctl
-from tests.support.daemon import Daemon
 from tests.support.config import simulated_config
+from tests.support.daemon import Daemon
+from tests.support.models import register_copy
 
 pytestmark = pytest.mark.slow
 
@@ -133,14 +133,7 @@ def test_a_broken_promoted_model_is_refused_and_the_served_one_stays(daemon: Dae
 
 def stage_truncated_copy(registry: Registry, version: str) -> str:
     """A new version of BTC/USDT 1h: `version` with its model.onnx cut in half (its sha256 no longer matches)."""
-    with registry.stage("BTC/USDT", "1h") as staging:
-        source = registry.version_dir("BTC/USDT", "1h", version)
-        for item in source.iterdir():
-            shutil.copy(item, staging.path / item.name)
-        model = staging.path / "model.onnx"
-        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
-        staging.commit(json.loads((source / "meta.json").read_text()))
-    return str(staging.version)
+    return register_copy(registry, "BTC/USDT", "1h", registry.version_dir("BTC/USDT", "1h", version), truncated=True)
 
 
 def test_promote_and_rollback_go_through_a_running_daemon(daemon: Daemon) -> None:

@@ -12,8 +12,8 @@ import pytest
 from autoretrain.models.registry import Registry
 from autoretrain.models.runtime import ModelRunner
 from tests.support.cli import run_ctl
-from tests.support.daemon import Daemon, signal_coverage
 from tests.support.config import simulated_config
+from tests.support.daemon import Daemon, signal_coverage
 
 pytestmark = pytest.mark.slow
 

@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from autoretrain.daemon.foundation.timeframes import HOUR_MS, iso, parse_iso_ms
 from autoretrain.daemon.signals.policy import RetrainDecision, log_line
-from autoretrain.daemon.foundation.timeframes import iso, parse_iso_ms
-from autoretrain.daemon.foundation.timeframes import HOUR_MS
-from tests.support.data import ROOT
 from tests.support.cli import run_ctl
 from tests.support.config import FAST_SUPERVISOR
 from tests.support.daemon import Daemon, signal_coverage
+from tests.support.data import ROOT
 
 pytestmark = pytest.mark.slow
 SWITCH_TS = parse_iso_ms("2024-01-01T00:00:00Z") + 1300 * HOUR_MS  # momentum -> mean reversion

@@ -7,12 +7,11 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from autoretrain.daemon.foundation.config_schema import Config
-
 from autoretrain.daemon.foundation.config import build_config, load_config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import EX_CONFIG, ConfigError
-from tests.support.data import ROOT
 from tests.support.cli import run_ctl
+from tests.support.data import ROOT
 
 
 def test_shipped_config_yaml_holds_exactly_the_defaults() -> None:

@@ -7,13 +7,21 @@ import os
 import random
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import zmq
 
-from autoretrain.ipc.control import ControlClient, ControlError, ControlServer, DaemonUnavailable, RequestFailed, socket_mode
+from autoretrain.ipc.control import (
+    ControlClient,
+    ControlError,
+    ControlServer,
+    DaemonUnavailable,
+    RequestFailed,
+    socket_mode,
+)
 
 
 def handler(command: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +55,7 @@ class ServerThread:
         server.close()
         context.destroy(linger=0)
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         assert self.ready.wait(5)
         return self
@@ -125,7 +133,7 @@ def test_malformed_requests_get_error_replies(server: ServerThread, endpoint: st
 def test_fuzz_hundreds_of_malformed_requests_then_still_serving(server: ServerThread, endpoint: str) -> None:
     rng = random.Random(4)
     context = zmq.Context()
-    for round_number in range(300):
+    for _ in range(300):
         kind = rng.choice([zmq.DEALER, zmq.REQ, zmq.PUSH])
         sock = context.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)

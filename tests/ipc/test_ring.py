@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.ipc.ring import CandleRing, RingError, ring_path
-from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from tests.support.data import ROOT, random_walk_candles
 
 

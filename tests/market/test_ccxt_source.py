@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 
-from autoretrain.daemon.market.backfill import backfill
-from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
+from autoretrain.daemon.foundation.timeframes import HOUR_MS
+from autoretrain.daemon.market.backfill import backfill
 from autoretrain.daemon.market.ccxt_source import CcxtSource
 from autoretrain.daemon.market.retry import Backoff, parse_retry_after
-from autoretrain.daemon.foundation.timeframes import HOUR_MS
+from autoretrain.daemon.store.database import Database
 from tests.support.cli import run_ctl
 from tests.support.fake_exchange import FakeBinance, Fault
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 
-from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.foundation.config import load_config
 from autoretrain.daemon.foundation.errors import DataError
-from autoretrain.daemon.market.csv_file import read_candle_csv
 from autoretrain.daemon.foundation.timeframes import HOUR_MS
-from tests.support.data import random_walk_candles
+from autoretrain.daemon.market.csv_file import read_candle_csv
+from autoretrain.daemon.store.database import Database
 from tests.support.cli import run_ctl
+from tests.support.data import random_walk_candles
 
 HEADER = "timestamp,open,high,low,close,volume"
 
@@ -31,7 +31,7 @@ def stored(config: Path, symbol: str = "BTC/USDT") -> np.ndarray:
         return db.candles.window("binance", symbol, "1h")
 
 
-def import_csv(config: Path, path: Path, *extra: str) -> "object":
+def import_csv(config: Path, path: Path, *extra: str) -> object:
     return run_ctl("--config", str(config), "import-csv", str(path), "--symbol", "BTC/USDT", "--timeframe", "1h", *extra)
 
 

@@ -9,10 +9,9 @@ import pytest
 
 from autoretrain.daemon.foundation import candles as candle_ops
 from autoretrain.daemon.foundation.config_schema import SimulatedConfig
+from autoretrain.daemon.foundation.timeframes import HOUR_MS, parse_iso_ms
 from autoretrain.daemon.market.clock import MarketClock
 from autoretrain.daemon.market.simulated import SimulatedSource
-from autoretrain.daemon.foundation.timeframes import parse_iso_ms
-from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from tests.support.cli import run_ctl
 
 START = parse_iso_ms("2024-01-01T00:00:00Z")
@@ -158,9 +157,9 @@ def test_download_shows_a_progress_bar_on_a_terminal_only(write_config) -> None:
     import os
     import pty
     import struct
-    import termios
     import subprocess
     import sys
+    import termios
 
     from tests.support.data import ROOT
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from autoretrain.models import dataset as ds
 from autoretrain.models.features import WARMUP_CANDLES, compute_features
-from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from tests.support.data import random_walk_candles
 
 

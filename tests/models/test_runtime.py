@@ -172,7 +172,8 @@ def test_runtime_never_imports_torch(version: Path) -> None:
     script = textwrap.dedent(f"""
         import sys
         import numpy as np
-        import autoretrain.models.runtime, autoretrain.models.registry, autoretrain.models.features, autoretrain.models.dataset, autoretrain.models.evaluation
+        import autoretrain.models.runtime, autoretrain.models.registry, autoretrain.models.features
+        import autoretrain.models.dataset, autoretrain.models.evaluation
         from autoretrain.daemon.market.simulated import Regime, SimulatedSeries
         runner = autoretrain.models.runtime.ModelRunner.load({str(version)!r})
         series = SimulatedSeries(7, "SIM/USDT", "1h", 1_704_067_200_000, 100.0, [Regime("momentum", 3000, 0.5, 0.01)])

@@ -7,8 +7,6 @@ ModelRunner.load only holds a load back or counts attempts, to set up the races.
 from __future__ import annotations
 
 import concurrent.futures as futures
-import json
-import shutil
 import threading
 from pathlib import Path
 
@@ -17,20 +15,14 @@ import pytest
 from autoretrain.daemon.processes.model_slot import ModelSlot
 from autoretrain.models.registry import Registry
 from autoretrain.models.runtime import ModelRunner
-from tests.support.models import trained_version
+from tests.support.models import register_copy, trained_version
 
 
 def make_registry(tmp_path: Path, source: Path, versions: int, truncated: tuple[str, ...] = ()) -> Registry:
     """`versions` copies of the trained model for BTC/USDT 1h; those named in `truncated` have half a model file."""
     registry = Registry(tmp_path / "models")
-    for _ in range(versions):
-        with registry.stage("BTC/USDT", "1h") as staging:
-            for item in source.iterdir():
-                shutil.copy(item, staging.path / item.name)
-            if f"v{len(registry.versions('BTC/USDT', '1h')) + 1:04d}" in truncated:
-                model = staging.path / "model.onnx"
-                model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
-            staging.commit(json.loads((source / "meta.json").read_text()))
+    for number in range(1, versions + 1):
+        register_copy(registry, "BTC/USDT", "1h", source, truncated=f"v{number:04d}" in truncated)
     return registry
 
 

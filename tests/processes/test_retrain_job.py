@@ -9,17 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.foundation.errors import DataError
-
 from autoretrain.daemon.foundation.timeframes import HOUR_MS
+from autoretrain.daemon.processes.retrain_job import run_training
+from autoretrain.daemon.store.database import Database
 from autoretrain.models.dataset import Normaliser
 from autoretrain.models.features import FEATURE_NAMES, FEATURE_SET_VERSION, compute_features
-from autoretrain.daemon.processes.retrain_job import run_training
 from autoretrain.models.registry import Registry
 from autoretrain.models.training import TrainingAborted
-from tests.support.models import SYMBOL, TIMEFRAME, regime_series, store_candles
 from tests.support.config import fast_config
+from tests.support.models import SYMBOL, TIMEFRAME, regime_series, store_candles
 
 
 def _runs(config) -> list:  # type: ignore[no-untyped-def]

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from autoretrain.daemon.signals import algorithms
-from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.daemon.foundation.config_schema import SignalsConfig
+from autoretrain.daemon.signals import algorithms
 from autoretrain.daemon.signals.vote import BUY, HOLD, SELL, classify, compute_signal, probability_up
+from autoretrain.ipc.candles import CANDLE_DTYPE
 from autoretrain.models import indicators
 from tests.support.data import random_walk_candles
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES, votes, votes_batch
 from autoretrain.daemon.foundation.config_schema import SignalsConfig, SimulatedConfig
-from autoretrain.daemon.signals.vote import compute_signal, compute_signals
 from autoretrain.daemon.market.simulated import SimulatedSource
+from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES, votes, votes_batch
+from autoretrain.daemon.signals.vote import compute_signal, compute_signals
 from autoretrain.models import indicators as ind
 from autoretrain.models.features import compute_features
 
@@ -74,7 +74,7 @@ def test_votes_and_signals_of_a_batch_equal_those_of_each_symbol(windows: np.nda
     batched = compute_signals(windows[:, -REQUIRED_CANDLES:], model_probabilities=probabilities,
                               model_versions=versions, config=config)
     single = [compute_signal(window, model_probability=p, model_version=v, config=config)
-              for window, p, v in zip(windows, probabilities, versions)]
+              for window, p, v in zip(windows, probabilities, versions, strict=True)]
     assert batched == single
     # the comparison means something only if the batch holds more than one kind of decision
     assert len({s.action for s in batched}) >= 2, [s.action for s in batched]

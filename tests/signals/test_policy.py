@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from autoretrain.daemon.foundation.config_schema import Config
-
 from autoretrain.daemon.foundation.config import build_config
+from autoretrain.daemon.foundation.config_schema import Config
+from autoretrain.daemon.foundation.timeframes import HOUR_MS
+from autoretrain.daemon.loop.assess import assess
 from autoretrain.daemon.signals.policy import (
     FIRST_MODEL,
     PERFORMANCE,
@@ -23,9 +25,7 @@ from autoretrain.daemon.signals.policy import (
     decide,
     log_line,
 )
-from autoretrain.daemon.loop.assess import assess
 from autoretrain.daemon.store.retrain_runs import FAILED, PROMOTED, REJECTED
-from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from tests.support.cli import run_ctl
 from tests.support.market_script import EX, SYM, TF, Market
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from autoretrain.daemon.foundation import candles as candle_ops
-from autoretrain.daemon.store.database import Database
-from autoretrain.daemon.store.connection import connect
 from autoretrain.daemon.foundation.errors import StoreError
 from autoretrain.daemon.foundation.timeframes import HOUR_MS
+from autoretrain.daemon.store.connection import connect
+from autoretrain.daemon.store.database import Database
 from tests.support.data import ROOT, random_walk_candles
 
 START = 1_704_067_200_000
@@ -112,7 +112,7 @@ def test_concurrent_writers_in_several_processes(tmp_path: Path) -> None:
     workers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(w), "6", "3000"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in range(4)]
     outputs = [w.communicate(timeout=240) for w in workers]
-    for worker, (out, err) in zip(workers, outputs):
+    for worker, (out, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
         assert out.startswith("done")
     with Database(path) as db:

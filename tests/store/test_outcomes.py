@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES
-from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.foundation.config_schema import SignalsConfig
-from autoretrain.daemon.store.connection import connect
-from autoretrain.daemon.signals.outcomes import trade_result
-from autoretrain.daemon.store.signals import SignalTable
-from autoretrain.daemon.signals.vote import BUY, HOLD, SELL, compute_signal
 from autoretrain.daemon.market.csv_file import read_candle_csv
+from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES
+from autoretrain.daemon.signals.outcomes import trade_result
+from autoretrain.daemon.signals.vote import BUY, HOLD, SELL, compute_signal
+from autoretrain.daemon.store.connection import connect
+from autoretrain.daemon.store.database import Database
+from autoretrain.daemon.store.signals import SignalTable
 from tests.support.market_script import EX, SYM, TF, Market, rising, trade, ts_at
 
 
@@ -127,7 +127,7 @@ def test_real_candles_across_an_exchange_outage(real_1h: Path, tmp_path: Path) -
         signals.record(EX, SYM, TF, compute_signal(window, model_probability=None, model_version=None,
                                                    config=SignalsConfig()))
         signals.settle(EX, SYM, TF, horizon=horizon, fee_bps=10)
-    close_at = dict(zip(candles["ts"].tolist(), candles["close"].tolist()))
+    close_at = dict(zip(candles["ts"].tolist(), candles["close"].tolist(), strict=True))
     records = signals.recent(EX, SYM, TF, limit=1000)
     assert len(records) == len(candles) - REQUIRED_CANDLES
     in_outage = []

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.signals.performance import ALGORITHMS_ONLY, Stats
-from autoretrain.daemon.store.retrain_runs import FAILED, PROMOTED, REJECTED
 from autoretrain.daemon.signals.vote import BUY, HOLD, SELL
+from autoretrain.daemon.store.database import Database
+from autoretrain.daemon.store.retrain_runs import FAILED, PROMOTED, REJECTED
 from tests.support.market_script import EX, SYM, TF, Market, rising, trade, ts_at
 
 
@@ -107,7 +107,7 @@ def test_last_retrain_and_its_result(tmp_path: Path) -> None:
     db = Database(tmp_path / "r.db")
     runs = db.runs
 
-    def summary():  # noqa: ANN202
+    def summary():
         return db.read_performance(EX, SYM, TF, window=10).retrain
 
     run_id, _ = runs.queue(EX, SYM, TF, trigger="performance", requested_market_ts=ts_at(100))

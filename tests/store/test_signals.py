@@ -5,12 +5,11 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-import numpy as np
-
+from autoretrain.daemon.signals.vote import BUY, HOLD, SELL
 from autoretrain.daemon.store.connection import connect
 from autoretrain.daemon.store.signals import SignalTable
-from autoretrain.daemon.signals.vote import BUY, HOLD, SELL
 from tests.support.market_script import EX, SYM, TF, trade, ts_at
+
 
 def test_a_candle_gets_one_signal_and_the_first_one_stays(tmp_path: Path) -> None:
     store = SignalTable(connect(tmp_path / "a.db"))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from autoretrain.daemon.foundation.config_schema import Config
-
 from autoretrain.daemon.foundation.config import build_config
+from autoretrain.daemon.foundation.config_schema import Config
 
 
 def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -10,16 +10,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
-from autoretrain.daemon.foundation.config_schema import Config
-
 from autoretrain.daemon.foundation.config import load_config
+from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.ipc.control import ControlClient
 from tests.support.data import ROOT
+
 
 class NotifyListener:
     """A datagram socket standing in for systemd's NOTIFY_SOCKET, read continuously by a thread."""
@@ -38,7 +39,7 @@ class NotifyListener:
         while not self.closed.is_set():
             try:
                 self.messages.append(self.sock.recv(65536).decode())
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
 
     def seen(self, assignment: str) -> bool:
@@ -65,7 +66,7 @@ class Daemon:
     def config(self) -> Config:
         return load_config(self.config_path, env={})
 
-    def start(self, **extra_env: str) -> "Daemon":
+    def start(self, **extra_env: str) -> Daemon:
         env = {k: v for k, v in os.environ.items() if k not in ("AUTORETRAIN_CONFIG", "STATE_DIRECTORY",
                                                                 "RUNTIME_DIRECTORY", "JOURNAL_STREAM")}
         env.update({"PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(self.notify.path), **extra_env})

@@ -14,9 +14,10 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
@@ -177,7 +178,7 @@ class FakeBinance:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 url = urlparse(self.path)
                 params = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 status, headers, body, fault = fake._respond(url.path, params)
@@ -199,7 +200,7 @@ class FakeBinance:
 
         return Handler
 
-    def start(self) -> "FakeBinance":
+    def start(self) -> FakeBinance:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-binance", daemon=True)
@@ -212,7 +213,7 @@ class FakeBinance:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "FakeBinance":
+    def __enter__(self) -> FakeBinance:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -7,6 +7,7 @@ epochs) so a full train -> export -> evaluate job takes seconds on 2 cores.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.market.simulated import Regime, SimulatedSeries
 from autoretrain.daemon.store.database import Database
+from autoretrain.models.registry import Registry
 from tests.support.config import fast_config
 
 SYMBOL = "SIM/USDT"
@@ -55,3 +57,15 @@ def trained_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def copy_version(source: Path, destination: Path) -> Path:
     shutil.copytree(source, destination)
     return destination
+
+
+def register_copy(registry: Registry, symbol: str, timeframe: str, source: Path, *, truncated: bool = False) -> str:
+    """A new version of `symbol` holding the files of version folder `source` (with `truncated`, its model.onnx
+    cut in half, so its sha256 no longer matches); returns the version's name."""
+    with registry.stage(symbol, timeframe) as staging:
+        for item in source.iterdir():
+            shutil.copy(item, staging.path / item.name)
+        if truncated:
+            model = staging.path / "model.onnx"
+            model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+        return staging.commit(json.loads((source / "meta.json").read_text()))
