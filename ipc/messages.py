@@ -50,12 +50,18 @@ class Message:
 
 
 @dataclass(frozen=True)
-class CandleClosed(Message):
+class SeriesMessage(Message):
+    """A message about one symbol's candles of one timeframe."""
+
+    symbol: str
+    timeframe: str
+
+
+@dataclass(frozen=True)
+class CandleClosed(SeriesMessage):
     """Ingest stored (and wrote to the ring) candles up to `ts`; `head` is the ring's head after them."""
 
     TOPIC: ClassVar[Topic] = Topic.CANDLE
-    symbol: str
-    timeframe: str
     ts: int
     close: float
     count: int
@@ -64,12 +70,10 @@ class CandleClosed(Message):
 
 
 @dataclass(frozen=True)
-class SignalMade(Message):
+class SignalMade(SeriesMessage):
     """Inference recorded the signal of candle `candle_ts` (the store's row, as it was recorded)."""
 
     TOPIC: ClassVar[Topic] = Topic.SIGNAL
-    symbol: str
-    timeframe: str
     candle_ts: int
     price: float
     action: str
@@ -83,68 +87,59 @@ class SignalMade(Message):
 
 
 @dataclass(frozen=True)
-class OutcomeSettled(Message):
-    """The signal of `candle_ts` was settled at the close of candle `exit_ts`."""
+class OutcomeSettled(SeriesMessage):
+    """The signal of `candle_ts` was settled at the close of candle `exit_ts` (the store holds the rest)."""
 
     TOPIC: ClassVar[Topic] = Topic.OUTCOME
-    symbol: str
-    timeframe: str
     signal_id: int
     candle_ts: int
-    action: str
-    entry_price: float
     exit_ts: int
-    exit_price: float
+    action: str
     return_pct: float
     correct: bool | None
     pnl_pct: float | None
-    algo_correct: bool | None
-    algo_pnl_pct: float | None
-    horizon: int
-    fee_bps: float
 
 
 @dataclass(frozen=True)
-class RetrainQueued(Message):
+class RunMessage(SeriesMessage):
+    """A message about one retrain run (`run_id`: its row in the store's retrain_runs)."""
+
+    run_id: int
+
+
+@dataclass(frozen=True)
+class TriggeredRun(RunMessage):
+    """A run and why it was asked for (what the policy's trigger, or the operator, said)."""
+
+    trigger: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RetrainQueued(TriggeredRun):
     TOPIC: ClassVar[Topic] = Topic.RETRAIN_QUEUED
-    symbol: str
-    timeframe: str
-    run_id: int
-    trigger: str
-    reason: str
 
 
 @dataclass(frozen=True)
-class RetrainStarted(Message):
+class RetrainStarted(TriggeredRun):
     TOPIC: ClassVar[Topic] = Topic.RETRAIN_STARTED
-    symbol: str
-    timeframe: str
-    run_id: int
-    trigger: str
-    reason: str
 
 
 @dataclass(frozen=True)
-class RetrainProgress(Message):
+class RetrainProgress(RunMessage):
     """One training epoch finished (`epochs`: how many the job may run)."""
 
     TOPIC: ClassVar[Topic] = Topic.RETRAIN_PROGRESS
-    symbol: str
-    timeframe: str
-    run_id: int
     epoch: int
     epochs: int
     val_accuracy: float
 
 
 @dataclass(frozen=True)
-class RetrainFinished(Message):
+class RetrainFinished(RunMessage):
     """The job ended with a verdict: `status` promoted or rejected."""
 
     TOPIC: ClassVar[Topic] = Topic.RETRAIN_FINISHED
-    symbol: str
-    timeframe: str
-    run_id: int
     status: str
     version: str | None
     promoted: bool
@@ -153,43 +148,34 @@ class RetrainFinished(Message):
 
 
 @dataclass(frozen=True)
-class RetrainFailed(Message):
+class RetrainFailed(RunMessage):
     TOPIC: ClassVar[Topic] = Topic.RETRAIN_FAILED
-    symbol: str
-    timeframe: str
-    run_id: int
     error: str
 
 
 @dataclass(frozen=True)
-class ModelPromoted(Message):
+class ModelPromoted(SeriesMessage):
     """The registry pointer names `version` now (None: no model): inference should load it."""
 
     TOPIC: ClassVar[Topic] = Topic.MODEL_PROMOTED
-    symbol: str
-    timeframe: str
     version: str | None
 
 
 @dataclass(frozen=True)
-class ModelRefused(Message):
+class ModelRefused(SeriesMessage):
     """Inference will not serve `version` (`reason`); `serving` goes on serving."""
 
     TOPIC: ClassVar[Topic] = Topic.MODEL_REJECTED
-    symbol: str
-    timeframe: str
     version: str | None
     reason: str
     serving: str | None
 
 
 @dataclass(frozen=True)
-class ModelSwapped(Message):
+class ModelSwapped(SeriesMessage):
     """Inference serves `version` from candle `from_ts` on (None: the algorithms alone)."""
 
     TOPIC: ClassVar[Topic] = Topic.MODEL_SWAPPED
-    symbol: str
-    timeframe: str
     version: str | None
     previous: str | None
     from_ts: int

@@ -41,12 +41,12 @@ class FitSettings:
 
     epochs: int
     patience: int
-    batch_size: int = 128
-    learning_rate: float = 0.002
-    weight_decay: float = 0.0
-    threads: int = 2
-    seed: int = 42
-    device: str = "auto"
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    threads: int
+    seed: int
+    device: str  # auto | cpu | cuda
 
 
 @dataclass(frozen=True)
