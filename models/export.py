@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
+from onnx import numpy_helper
 
 from autoretrain.models.lstm import DirectionLSTM, ProbabilityModel
 from autoretrain.models.runtime import (
@@ -69,8 +71,8 @@ def _quiet_exporter() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-def export_onnx(network: DirectionLSTM, seq_len: int, n_features: int) -> bytes:
-    """The ONNX bytes of `network` followed by a sigmoid, input `x` (batch, seq_len, n_features)."""
+def _export_graph(network: DirectionLSTM, seq_len: int, n_features: int) -> bytes:
+    """The torch.export-based exporter on `network` (seconds: it traces the LSTM step by step)."""
     model = ProbabilityModel(network.cpu()).eval()
     example = torch.zeros(2, seq_len, n_features)
     with _quiet_exporter(), torch.no_grad():
@@ -82,6 +84,57 @@ def export_onnx(network: DirectionLSTM, seq_len: int, n_features: int) -> bytes:
         buffer = io.BytesIO()
         program.save(buffer)  # type: ignore[arg-type]  # torch's stub says path; a file object works and is tested
     return buffer.getvalue()
+
+
+def _onnx_gates(weights: np.ndarray) -> np.ndarray:
+    """torch's LSTM gate blocks (input, forget, cell, output) in ONNX's order (input, output, forget, cell)."""
+    i, f, g, o = np.split(weights, 4, axis=0)
+    return np.concatenate([i, o, f, g], axis=0)
+
+
+def _with_weights(template: bytes, network: DirectionLSTM) -> bytes:
+    """`template` (a graph exported for a network of the same shape) holding `network`'s weights instead.
+
+    The graph of a model depends only on its shape; its weights are the LSTM nodes' W, R and B inputs (one
+    node per layer, ONNX gate order) and the head's. The parity check that follows every export compares
+    the result with torch on real windows, so a wrong mapping can never reach the registry."""
+    model = onnx.load_from_string(template)
+    state = {name: value.detach().cpu().numpy().astype(np.float32) for name, value in network.state_dict().items()}
+    values: dict[str, np.ndarray] = {"network.head.weight": state["head.weight"], "network.head.bias": state["head.bias"]}
+    lstm_nodes = [node for node in model.graph.node if node.op_type == "LSTM"]
+    if len(lstm_nodes) != network.lstm.num_layers:
+        raise ValueError(f"template has {len(lstm_nodes)} LSTM nodes for {network.lstm.num_layers} layers")
+    for layer, node in enumerate(lstm_nodes):
+        values[node.input[1]] = _onnx_gates(state[f"lstm.weight_ih_l{layer}"])[None]
+        values[node.input[2]] = _onnx_gates(state[f"lstm.weight_hh_l{layer}"])[None]
+        values[node.input[3]] = np.concatenate([_onnx_gates(state[f"lstm.bias_ih_l{layer}"]),
+                                                _onnx_gates(state[f"lstm.bias_hh_l{layer}"])])[None]
+    replaced = 0
+    for index, tensor in enumerate(model.graph.initializer):
+        if tensor.name in values:
+            if tuple(tensor.dims) != values[tensor.name].shape:
+                raise ValueError(f"{tensor.name}: template {tuple(tensor.dims)}, weights {values[tensor.name].shape}")
+            model.graph.initializer[index].CopyFrom(numpy_helper.from_array(values[tensor.name], tensor.name))
+            replaced += 1
+    if replaced != len(values):
+        raise ValueError(f"replaced {replaced} of {len(values)} weight tensors in the template")
+    return model.SerializeToString()
+
+
+_TEMPLATES: dict[tuple[int, int, int, int], bytes] = {}
+
+
+def export_onnx(network: DirectionLSTM, seq_len: int, n_features: int) -> bytes:
+    """The ONNX bytes of `network` followed by a sigmoid, input `x` (batch, seq_len, n_features).
+
+    The first network of each shape goes through the exporter; later ones reuse its graph with their own
+    weights (milliseconds instead of seconds: what every retrain after the first in a process pays)."""
+    key = (seq_len, n_features, network.lstm.hidden_size, network.lstm.num_layers)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _TEMPLATES[key] = _export_graph(network, seq_len, n_features)
+        return template
+    return _with_weights(template, network)
 
 
 def torch_probabilities(network: DirectionLSTM, x: np.ndarray) -> np.ndarray:

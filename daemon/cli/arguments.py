@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from typing import Any
 
@@ -66,3 +67,17 @@ def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
     else:
         print(text)
     sys.stdout.flush()
+
+
+def terminal_bar(args: argparse.Namespace, *, total: int, unit: str) -> Any:
+    """A tqdm progress bar on stderr when it is an interactive terminal and no JSON was asked for, else None
+    (scripts, logs and the journal never see one)."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    try:
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    except OSError:
+        width = 0
+    return tqdm(total=total, unit=unit, unit_scale=True, file=sys.stderr, ncols=width if width >= 40 else 80)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from autoretrain.daemon.cli.arguments import add_json_flag, date_arg, emit, positive_float, symbol_arg, timeframe_arg
+from autoretrain.daemon.cli.arguments import add_json_flag, date_arg, emit, positive_float, symbol_arg, terminal_bar, timeframe_arg
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import UsageError
 from autoretrain.daemon.foundation.timeframes import DAY_MS, iso, timeframe_ms
@@ -55,17 +54,11 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 def _progress_bar(args: argparse.Namespace, timeframe: str) -> tuple[Callable[[int, int, int], None] | None,
                                                                        Callable[[], None]]:
-    """A tqdm bar on an interactive terminal; nothing when stderr is a pipe, a file or the journal."""
-    if getattr(args, "json", False) or not sys.stderr.isatty():
+    """Download progress on an interactive terminal; nothing when stderr is a pipe, a file or the journal."""
+    bar = terminal_bar(args, total=0, unit="candle")
+    if bar is None:
         return None, lambda: None
-    from tqdm import tqdm
-
     step = timeframe_ms(timeframe)
-    try:
-        width = os.get_terminal_size(sys.stderr.fileno()).columns
-    except OSError:
-        width = 0
-    bar = tqdm(total=0, unit="candle", unit_scale=True, file=sys.stderr, ncols=width if width >= 40 else 80)
 
     def update(cursor: int, start: int, end: int) -> None:
         bar.total = max(0, (end - start) // step + 1)

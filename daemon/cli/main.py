@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from autoretrain.daemon.cli import backtest as backtest_commands
 from autoretrain.daemon.cli import data as data_commands
 from autoretrain.daemon.cli import live as live_commands
 from autoretrain.daemon.cli import model as model_commands
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log progress (-v) or debug detail (-vv) to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     commands.required = True
-    for area in (data_commands, model_commands, performance_commands, live_commands):
+    for area in (data_commands, model_commands, performance_commands, live_commands, backtest_commands):
         area.register(commands, common_options())
     return parser
 

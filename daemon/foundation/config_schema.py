@@ -140,7 +140,7 @@ class AutoTrainingConfig(_Section):
     min_win_rate_threshold: float = Field(0.45, ge=0, le=1)
     min_signals: int = Field(20, ge=0)
     first_model_signals: int = Field(100, ge=0)
-    win_rate_scope: Literal["current_model", "rolling"] = "current_model"
+    win_rate_scope: Literal["current_model", "rolling", "cumulative"] = "current_model"
     rolling_window: int = Field(100, ge=1)
     cooldown_hours: float = Field(12.0, ge=0)
     train_at_start: bool = True

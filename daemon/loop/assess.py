@@ -25,10 +25,11 @@ def candles_for_training(db: Database, config: Config, exchange: str, symbol: st
 def policy_inputs(db: Database, config: Config, exchange: str, symbol: str, timeframe: str, *,
                   has_model: bool) -> PolicyInputs:
     """What `decide` reads, with indexed reads only."""
+    settings = config.auto_training
     activation = db.signals.current_activation(exchange, symbol, timeframe)
     since = activation.market_ts if activation else None
-    current = db.performance.newest_trades(exchange, symbol, timeframe, since_ts=since)
-    settings = config.auto_training
+    counted_since = None if settings.win_rate_scope == "cumulative" else since
+    current = db.performance.newest_trades(exchange, symbol, timeframe, since_ts=counted_since)
     measured = db.performance.newest_trades(exchange, symbol, timeframe, since_ts=since,
                                             limit=settings.rolling_window) \
         if settings.win_rate_scope == "rolling" else current

@@ -141,9 +141,11 @@ class SignalLoop:
 
     # -- outcomes, the policy, the retrain queue --------------------------------------------------------
 
-    def settle_and_decide(self, symbol: str, market_ts: int, *, has_model: bool) -> Decided | None:
+    def settle_and_decide(self, symbol: str, market_ts: int, *, has_model: bool,
+                          in_flight: bool = False) -> Decided | None:
         """Settle what is due, then ask the policy at market time `market_ts` (the newest candle signalled)
-        and queue the retrain it asks for. None when auto-training is off (nothing to decide)."""
+        and queue the retrain it asks for. None when auto-training is off (nothing to decide). `in_flight`:
+        a retrain this driver runs itself is still training (a backtest), so the policy is not asked."""
         settled = self.db.signals.settle(self.exchange, symbol, self.timeframe, horizon=self.config.model.horizon,
                                          fee_bps=self.config.signals.fee_bps)
         for outcome in settled:
@@ -153,6 +155,8 @@ class SignalLoop:
                 pnl_pct=outcome.pnl_pct))
         if not self.config.auto_training.enabled:
             return None  # disabled: the policy would say no without reading anything
+        if in_flight:
+            return Decided(RetrainDecision(False, None, "a retrain is already queued or running"))
         inputs = policy_inputs(self.db, self.config, self.exchange, symbol, self.timeframe, has_model=has_model)
         decision = decide(inputs, market_ts, self.config)
         if not decision.retrain:

@@ -179,7 +179,8 @@ class _Job:
         return parity, {
             "onnx": {"file": MODEL_FILE, "sha256": sha256_bytes(onnx_bytes), "bytes": len(onnx_bytes),
                      "input": {"name": "x", "shape": ["batch", self.model.seq_len, N_FEATURES], "type": "float32"},
-                     "output": {"name": "probability", "shape": ["batch"]}, "exporter": "torch.onnx.export(dynamo=True)"},
+                     "output": {"name": "probability", "shape": ["batch"]},
+                     "exporter": "torch.onnx.export(dynamo=True), its graph reused per shape"},
             "parity": {**parity.as_dict(), "file": PARITY_FILE},
         }
 

@@ -12,7 +12,9 @@ The guide's `needs_retrain`, with its config keys and defaults (`auto_training.*
 "Signals" are settled trades (BUY/SELL with an outcome; HOLD is not a trade) of the current model,
 i.e. since it started serving, so a promotion (or a rollback) starts the count again. The win rate
 is measured over those trades (`win_rate_scope: current_model`) or over the newest `rolling_window`
-of them (`rolling`). A cumulative win rate never recovers from a bad stretch; these do.
+of them (`rolling`). A cumulative win rate never recovers from a bad stretch; these do. The guide's
+own cumulative count and win rate over every settled trade since the start (`cumulative`) stay
+available, for comparison (the backtest's `guide` variant).
 
 What makes it safe, checked before the triggers, in this order:
 - a retrain already queued or running: no second one;
@@ -65,9 +67,10 @@ class PolicyInputs:
     @classmethod
     def from_performance(cls, performance: Performance, *, has_model: bool, scope: str) -> PolicyInputs:
         """The policy's view of a Performance (computed with `current_window` for the rolling scope)."""
-        measured = performance.current_recent if scope == "rolling" else performance.current
+        counted = performance.since_start if scope == "cumulative" else performance.current
+        measured = performance.current_recent if scope == "rolling" else counted
         return cls(
-            has_model=has_model, model_signals=performance.current.signals, scope_signals=measured.signals,
+            has_model=has_model, model_signals=counted.signals, scope_signals=measured.signals,
             scope_correct=measured.correct, candles=performance.candles,
             last_retrain_ts=performance.retrain.last_completed_ts, model_since_ts=performance.current_since_ts,
             setback_status=performance.retrain.setback_status, setback_ts=performance.retrain.setback_ts,
@@ -95,6 +98,8 @@ def scope_text(config: Config, kind: str = "") -> str:
     settings = config.auto_training
     if settings.win_rate_scope == "rolling":
         return f"the current model's last {settings.rolling_window} {kind}signals"
+    if settings.win_rate_scope == "cumulative":
+        return f"every {kind}signal since the start"
     return f"the current model's {kind}signals"
 
 
