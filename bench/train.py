@@ -1,6 +1,6 @@
 """Benchmark: one full retrain on the real Binance BTC/USDT 1h candles, printed as JSON.
 
-The job is exactly what `autoretrainctl train BTC/USDT` runs (models.pipeline.run_training: data,
+The job is exactly what `autoretrainctl train BTC/USDT` runs (processes.retrain_job.run_training: data,
 features, training, ONNX export, parity, evaluation, registration) on the newest `--days` days of
 `../shared/data/binance_BTCUSDT_1h_2018-2026.csv.gz`, with `--epochs` epochs and early stopping off
 (patience larger than the epoch count), in a temporary state directory.

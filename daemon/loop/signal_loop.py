@@ -83,9 +83,11 @@ class SignalLoop:
             if runner is None:
                 continue
             try:
-                by_length.setdefault(runner.required_candles, []).append((row, runner, runner.recent(window)))
-            except NotEnoughHistory as exc:
+                recent = runner.recent(window)
+            except NotEnoughHistory as exc:  # too short, or a gap the features would span
                 log.debug("%s: model skipped for this candle: %s", symbol, exc)
+                continue
+            by_length.setdefault(runner.required_candles, []).append((row, runner, recent))
         for group in by_length.values():
             features = compute_features(np.stack([recent for _, _, recent in group]))
             for (row, runner, recent), rows in zip(group, features, strict=True):

@@ -95,6 +95,17 @@ def test_a_catch_up_is_a_series_of_batches_that_equals_signalling_one_by_one(tmp
     assert made["ETH/USDT"][0].model_version is None  # no model for ETH: the algorithms alone
 
 
+def test_a_window_across_a_gap_is_signalled_by_the_algorithms_alone(tmp_path: Path, runner: ModelRunner) -> None:
+    """Real exchanges have outages: the model's features would span the gap, so it sits that candle out."""
+    settings = config(tmp_path)
+    candles = random_walk_candles(700, seed=9)
+    gapped = np.delete(candles, 650)  # one candle missing inside the model's window
+    with Database(settings.db_path) as db:
+        loop = SignalLoop(db, settings, Models({"BTC/USDT": runner, "ETH/USDT": runner}), lambda message: None)
+        (gap, _), (clean, _) = loop.signal([("BTC/USDT", gapped), ("ETH/USDT", candles)])
+    assert gap.model_version is None and clean.model_version == runner.version
+
+
 def test_short_windows_are_signalled_beside_full_ones(tmp_path: Path) -> None:
     """The algorithms abstain while their window is short; such a symbol is batched apart, not dropped."""
     settings = config(tmp_path)
