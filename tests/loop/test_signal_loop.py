@@ -102,8 +102,9 @@ def test_a_window_across_a_gap_is_signalled_by_the_algorithms_alone(tmp_path: Pa
     gapped = np.delete(candles, 650)  # one candle missing inside the model's window
     with Database(settings.db_path) as db:
         loop = SignalLoop(db, settings, Models({"BTC/USDT": runner, "ETH/USDT": runner}), lambda message: None)
-        (gap, _), (clean, _) = loop.signal([("BTC/USDT", gapped), ("ETH/USDT", candles)])
-    assert gap.model_version is None and clean.model_version == runner.version
+        ((gap, _),) = loop.signal([("BTC/USDT", gapped)])  # the only model row of its batch
+        (skipped, _), (clean, _) = loop.signal([("BTC/USDT", np.delete(candles, 651)), ("ETH/USDT", candles)])
+    assert gap.model_version is None and skipped.model_version is None and clean.model_version == runner.version
 
 
 def test_short_windows_are_signalled_beside_full_ones(tmp_path: Path) -> None:
