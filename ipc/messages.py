@@ -83,6 +83,9 @@ class SignalMade(SeriesMessage):
     model_probability: float | None
     algo_action: str
     algo_probability: float
+    model_action: str | None
+    model_in_vote: bool
+    horizon: int
     components: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,6 +101,8 @@ class OutcomeSettled(SeriesMessage):
     return_pct: float
     correct: bool | None
     pnl_pct: float | None
+    model_correct: bool | None
+    model_pnl_pct: float | None
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,10 @@ class ModelRunner:
         self.step_ms: int | None = int(meta["step_ms"]) if meta.get("step_ms") else None
         self.required_candles: int = self.seq_len + WARMUP_CANDLES
         self.input_name: str = session.get_inputs()[0].name
+        data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+        trained_until = data.get("trained_until_ts") if isinstance(data, dict) else None
+        #: the last candle whose label its training or early stopping saw: it never predicts up to there
+        self.trained_until_ts: int | None = int(trained_until) if isinstance(trained_until, int) else None
 
     @classmethod
     def load(cls, version_dir: str | Path, threads: int = 1) -> ModelRunner:

@@ -64,6 +64,7 @@ class SignalLoop:
         self.publish = publish
         self.exchange = config.store_exchange
         self.timeframe = config.market.timeframe
+        self._in_vote: dict[str, bool] = {}  # per symbol, from the newest activation (cached: one read)
 
     def history_needed(self, symbol: str) -> int:
         """Candles a window must hold before the one it signals: the algorithms', or the model's if more."""
@@ -73,15 +74,20 @@ class SignalLoop:
     # -- signals ---------------------------------------------------------------------------------------
 
     def _model_probabilities(self, items: Sequence[tuple[str, np.ndarray]]) -> tuple[list[float | None],
-                                                                                  list[str | None]]:
-        """Each symbol's model probability (None: no model, or not enough history), features batched."""
+                                                                                  list[str | None], list[int]]:
+        """Each symbol's model probability (None: no model, not enough history, or a candle the model trained
+        on), its version and the horizon its signal settles at; features batched."""
         probabilities: list[float | None] = [None] * len(items)
         versions: list[str | None] = [None] * len(items)
+        horizons = [self.config.model.horizon] * len(items)
         by_length: dict[int, list[tuple[int, ModelRunner, np.ndarray]]] = {}
         for row, (symbol, window) in enumerate(items):
             runner = self.models.runner(symbol)
             if runner is None:
                 continue
+            if runner.trained_until_ts is not None and int(window["ts"][-1]) <= runner.trained_until_ts:
+                log.debug("%s: model %s skipped: it trained on this candle", symbol, runner.version)
+                continue  # after a long stop: never an in-sample prediction
             try:
                 recent = runner.recent(window)
             except NotEnoughHistory as exc:  # too short, or a gap the features would span
@@ -94,18 +100,25 @@ class SignalLoop:
                 symbol = items[row][0]
                 try:
                     probabilities[row] = runner.predict_features(recent, rows)
-                    versions[row] = runner.version
+                    versions[row], horizons[row] = runner.version, runner.horizon
                 except NotEnoughHistory as exc:
                     log.debug("%s: model skipped for this candle: %s", symbol, exc)
                 except Exception as exc:  # noqa: BLE001 - whatever the model does, the candle gets its signal
                     self.models.failed(symbol, exc, int(recent["ts"][-1]))
-        return probabilities, versions
+        return probabilities, versions, horizons
+
+    def in_vote(self, symbol: str) -> bool:
+        """Whether the serving model takes part in the vote (False while the policy has it benched)."""
+        if symbol not in self._in_vote:
+            activation = self.db.signals.current_activation(self.exchange, symbol, self.timeframe)
+            self._in_vote[symbol] = not (activation is not None and activation.benched)
+        return self._in_vote[symbol]
 
     def signal(self, items: Sequence[tuple[str, np.ndarray]]) -> list[tuple[Signal, bool]]:
         """Signal one new candle per symbol: `items` pairs a symbol with a window of candles (oldest first)
         ending at the candle to signal. Returns each signal and whether it is new (False: that candle
         already had one, which is kept: a signal is never duplicated nor rewritten)."""
-        probabilities, versions = self._model_probabilities(items)
+        probabilities, versions, horizons = self._model_probabilities(items)
         signals: list[Signal | None] = [None] * len(items)
         by_length: dict[int, list[int]] = {}  # the algorithms' windows, batched where equally long
         for row, (_, window) in enumerate(items):
@@ -113,7 +126,9 @@ class SignalLoop:
         for length, rows in by_length.items():
             windows = np.stack([items[row][1][-length:] for row in rows])
             made = compute_signals(windows, model_probabilities=[probabilities[row] for row in rows],
-                                   model_versions=[versions[row] for row in rows], config=self.config.signals)
+                                   model_versions=[versions[row] for row in rows], config=self.config.signals,
+                                   horizons=[horizons[row] for row in rows],
+                                   in_vote=[self.in_vote(items[row][0]) for row in rows])
             for row, signal in zip(rows, made, strict=True):
                 signals[row] = signal
         done = [signal for signal in signals if signal is not None]  # every row has its signal now
@@ -154,7 +169,7 @@ class SignalLoop:
             self.publish(messages.OutcomeSettled(
                 symbol=symbol, timeframe=self.timeframe, signal_id=outcome.signal_id, candle_ts=outcome.candle_ts,
                 exit_ts=outcome.exit_ts, action=outcome.action, return_pct=outcome.return_pct, correct=outcome.correct,
-                pnl_pct=outcome.pnl_pct))
+                pnl_pct=outcome.pnl_pct, model_correct=outcome.model_correct, model_pnl_pct=outcome.model_pnl_pct))
         if not self.config.auto_training.enabled:
             return None  # disabled: the policy would say no without reading anything
         if in_flight:
@@ -171,7 +186,11 @@ class SignalLoop:
                                                 trigger=str(decision.trigger), reason=decision.reason))
         return Decided(decision, run_id, queued)
 
-    def activate(self, symbol: str, version: str | None, from_ts: int) -> bool:
-        """`version` (None: the algorithms alone) serves `symbol` from candle `from_ts` on: a new window
-        for performance and the policy. False when it already served."""
-        return self.db.signals.record_activation(self.exchange, symbol, self.timeframe, version, from_ts)
+    def activate(self, symbol: str, version: str | None, from_ts: int, *, benched: bool = False,
+                 reason: str = "") -> bool:
+        """`version` (None: the algorithms alone) serves `symbol` from candle `from_ts` on, in the vote or
+        `benched`: a new version starts a new window for performance and the policy. False when it already
+        served that way."""
+        self._in_vote[symbol] = not benched
+        return self.db.signals.record_activation(self.exchange, symbol, self.timeframe, version, from_ts,
+                                                 benched=benched, reason=reason)

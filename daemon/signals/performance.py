@@ -1,9 +1,12 @@
 """Live performance of a series' signals: the figures, as plain data (the store reads them, `store.performance`).
 
-What counts: a *signal* is recorded for every closed candle (BUY, SELL or HOLD); a *trade* is a BUY or
-SELL signal; win rate and PnL are over **settled trades** only (HOLD is never a trade, and a trade
-counts once its outcome is known, `signals.outcomes`). Every `Stats` below, and every signal count the
-retrain policy uses, is a number of settled trades.
+Two records. The **combined signal** (the weighted vote that is published): a *signal* is recorded for
+every closed candle (BUY, SELL or HOLD); a *trade* is a BUY or SELL signal; its win rate (direction
+accuracy of trades) and PnL net of fees are over **settled trades** only (HOLD is never a trade, and a
+trade counts once its outcome is known, `signals.outcomes`); every `Stats` below is a number of settled
+trades. The **model's own record** (`ModelRecord`): its direction on every candle it predicted, settled
+the same way, which is what offline evaluation measures, and the trades its probability alone would
+have made.
 
 Windows:
 - `since_start`: every settled trade of the series.
@@ -23,6 +26,7 @@ requested at and the end of its training data.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +65,67 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         return {"signals": self.signals, "correct": self.correct, "win_rate": self.win_rate,
                 "pnl_total_pct": self.pnl_total_pct, "pnl_avg_pct": self.pnl_avg_pct}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """n values by their sum and sum of squares: a mean, its standard error, and a t statistic against 0."""
+
+    n: int = 0
+    total: float = 0.0
+    squares: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> "Sample":
+        count, total, squares = row
+        return cls(int(count or 0), float(total or 0.0), float(squares or 0.0))
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+    @property
+    def std(self) -> float | None:
+        """The sample standard deviation (n - 1); None below two values."""
+        if self.n < 2:
+            return None
+        return math.sqrt(max(0.0, (self.squares - self.total * self.total / self.n) / (self.n - 1)))
+
+    @property
+    def t(self) -> float | None:
+        """mean / standard error: how many standard errors the mean lies from 0 (None when it cannot say)."""
+        std = self.std
+        if std is None or std == 0.0 or self.mean is None:
+            return None
+        return self.mean / (std / math.sqrt(self.n))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "mean": self.mean, "std": self.std, "t": self.t}
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """The model's own record, whether or not it was in the vote: its direction on every candle it predicted
+    (what offline evaluation scores: up when P(up) > 0.5), and the trades its probability alone would have
+    made (confidence at the signal threshold), net of fees."""
+
+    predictions: int = 0
+    right: int = 0
+    trades: Sample = Sample()
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> "ModelRecord":
+        predictions, right, trades, total, squares = row
+        return cls(int(predictions or 0), int(right or 0), Sample.from_row((trades, total, squares)))
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.right / self.predictions if self.predictions else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"predictions": self.predictions, "right": self.right, "direction_accuracy": self.accuracy,
+                "trades": self.trades.n, "trade_pnl_total_pct": self.trades.total,
+                "trade_pnl_avg_pct": self.trades.mean, "trade_pnl_t": self.trades.t}
 
 
 @dataclass(frozen=True)
@@ -120,6 +185,11 @@ class Performance:
     by_version: dict[str, Stats] = field(default_factory=dict)
     algorithms: Stats = Stats()
     retrain: RetrainSummary = RetrainSummary()
+    model_current: ModelRecord = ModelRecord()
+    model_recent: ModelRecord = ModelRecord()
+    model_by_version: dict[str, ModelRecord] = field(default_factory=dict)
+    vote_gain: Sample = Sample()  # per signal of the current window: combined PnL minus the algorithms' alone
+    benched: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -135,4 +205,11 @@ class Performance:
             "by_version": {name: stats.as_dict() for name, stats in self.by_version.items()},
             "algorithms": self.algorithms.as_dict(),
             "retrain": self.retrain.as_dict(),
+            "model": {"record": "the model's own predictions and trades, in the vote or not",
+                      "current_model": self.model_current.as_dict(),
+                      "current_recent": {"window": self.current_window, **self.model_recent.as_dict()},
+                      "by_version": {name: record.as_dict() for name, record in self.model_by_version.items()},
+                      "benched": self.benched},
+            "vote_gain": {"record": "per settled signal of the current model's window: the combined vote's PnL % "
+                                    "minus the algorithms' alone (HOLD counts 0)", **self.vote_gain.as_dict()},
         }

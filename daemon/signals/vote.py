@@ -46,14 +46,18 @@ class Signal:
     components: dict[str, float | None] = field(default_factory=dict)
     algo_action: str = HOLD
     algo_probability: float = 0.5
+    model_action: str | None = None  # the model's own call from its probability alone (None: no model)
+    model_in_vote: bool = True  # False: the model is benched, the combined signal is the algorithms'
+    horizon: int = 1  # candles after which the signal is settled (the serving model's horizon)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "time": iso(self.candle_ts), "candle_ts": self.candle_ts, "price": self.price, "action": self.action,
             "confidence": self.confidence, "probability_up": self.probability_up,
             "model_version": self.model_version, "model_probability": self.model_probability,
+            "model_action": self.model_action, "model_in_vote": self.model_in_vote,
             "components": dict(self.components), "algo_action": self.algo_action,
-            "algo_probability": self.algo_probability,
+            "algo_probability": self.algo_probability, "horizon": self.horizon,
         }
 
 
@@ -89,40 +93,49 @@ def _check_model_probability(value: float | None) -> float | None:
 
 
 def _combine(newest: np.void, votes: dict[str, float | None], model_probability: float | None,
-             model_version: str | None, config: SignalsConfig) -> Signal:
-    """One signal from the algorithms' votes on a candle and the model's probability (if any)."""
+             model_version: str | None, config: SignalsConfig, *, horizon: int = 1, in_vote: bool = True) -> Signal:
+    """One signal from the algorithms' votes on a candle and the model's probability (if any); a benched
+    model (`in_vote` False) keeps its own record but takes no part in the vote."""
     model_probability = _check_model_probability(model_probability)
     weights = config.algorithms.model_dump()
     algo_probability = probability_up(votes, weights)
     algo_action, _ = classify(algo_probability, config.confidence_threshold)
+    model_action = None
     if model_probability is not None:
-        votes[MODEL] = 2.0 * model_probability - 1.0
-        weights[MODEL] = config.model_weight
+        model_action, _ = classify(model_probability, config.confidence_threshold)
+        if in_vote:
+            votes[MODEL] = 2.0 * model_probability - 1.0
+            weights[MODEL] = config.model_weight
     combined = probability_up(votes, weights)
     action, confidence = classify(combined, config.confidence_threshold)
     return Signal(
         candle_ts=int(newest["ts"]), price=float(newest["close"]), action=action, confidence=confidence,
         probability_up=combined, model_version=model_version if model_probability is not None else None,
         model_probability=model_probability, components=votes, algo_action=algo_action,
-        algo_probability=algo_probability,
+        algo_probability=algo_probability, model_action=model_action,
+        model_in_vote=in_vote and model_probability is not None, horizon=horizon,
     )
 
 
 def compute_signal(candles: np.ndarray, *, model_probability: float | None, model_version: str | None,
-                   config: SignalsConfig) -> Signal:
+                   config: SignalsConfig, horizon: int = 1, in_vote: bool = True) -> Signal:
     """The signal for the newest candle of `candles` (CANDLE_DTYPE, oldest first, ending at the closed candle).
 
     `model_probability` is None while no model is promoted; the algorithms alone then decide.
     """
     if len(candles) == 0:
         raise ValueError("no candles: a signal needs at least the candle that just closed")
-    return _combine(candles[-1], dict(algorithms.votes(candles)), model_probability, model_version, config)
+    return _combine(candles[-1], dict(algorithms.votes(candles)), model_probability, model_version, config,
+                    horizon=horizon, in_vote=in_vote)
 
 
 def compute_signals(windows: np.ndarray, *, model_probabilities: Sequence[float | None],
-                    model_versions: Sequence[str | None], config: SignalsConfig) -> list[Signal]:
+                    model_versions: Sequence[str | None], config: SignalsConfig,
+                    horizons: Sequence[int] | None = None, in_vote: Sequence[bool] | None = None) -> list[Signal]:
     """`compute_signal` for several symbols at once: `windows` is 2-D (one equally long window per row)."""
     if windows.ndim != 2 or windows.shape[1] == 0:
         raise ValueError("windows must be 2-D with at least one candle per row")
-    return [_combine(windows[row, -1], votes, model_probabilities[row], model_versions[row], config)
+    return [_combine(windows[row, -1], votes, model_probabilities[row], model_versions[row], config,
+                     horizon=horizons[row] if horizons is not None else 1,
+                     in_vote=in_vote[row] if in_vote is not None else True)
             for row, votes in enumerate(algorithms.votes_batch(windows))]

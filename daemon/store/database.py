@@ -39,7 +39,8 @@ class Database:
         return self.performance.performance(
             exchange, symbol, timeframe, since_ts=activation.market_ts if activation else None,
             current_version=activation.version if activation else None,
-            retrain=self.runs.summary(exchange, symbol, timeframe), window=window, current_window=current_window)
+            retrain=self.runs.summary(exchange, symbol, timeframe), window=window, current_window=current_window,
+            benched=activation.benched if activation else False)
 
     def knows(self, exchange: str, symbol: str, timeframe: str) -> bool:
         """Whether anything (candles or signals) was ever stored for the series: a typo has neither."""

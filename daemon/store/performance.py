@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from autoretrain.daemon.signals.performance import ALGORITHMS_ONLY, Performance, RetrainSummary, Stats
+from autoretrain.daemon.signals.performance import (ALGORITHMS_ONLY, ModelRecord, Performance, RetrainSummary,
+                                                   Sample, Stats)
 
 _EARLIEST = -(2**62)
 # One pass over the series' signals, per model version. `correct` and `pnl_pct` are NULL for HOLD and
@@ -21,10 +22,32 @@ SELECT s.model_version, MAX(s.candle_ts), SUM(s.action = 'BUY'), SUM(s.action = 
        COUNT(CASE WHEN s.candle_ts >= :since THEN o.correct END),
        SUM(CASE WHEN s.candle_ts >= :since THEN o.correct END),
        SUM(CASE WHEN s.candle_ts >= :since THEN o.pnl_pct END),
-       COUNT(o.algo_correct), SUM(o.algo_correct), SUM(o.algo_pnl_pct)
+       COUNT(o.algo_correct), SUM(o.algo_correct), SUM(o.algo_pnl_pct),
+       COUNT(o.model_correct), SUM(o.model_correct), COUNT(o.model_pnl_pct), SUM(o.model_pnl_pct),
+       SUM(o.model_pnl_pct * o.model_pnl_pct),
+       COUNT(CASE WHEN s.candle_ts >= :since THEN o.model_correct END),
+       SUM(CASE WHEN s.candle_ts >= :since THEN o.model_correct END),
+       COUNT(CASE WHEN s.candle_ts >= :since THEN o.model_pnl_pct END),
+       SUM(CASE WHEN s.candle_ts >= :since THEN o.model_pnl_pct END),
+       SUM(CASE WHEN s.candle_ts >= :since THEN o.model_pnl_pct * o.model_pnl_pct END)
 FROM signals s LEFT JOIN outcomes o ON o.signal_id = s.id
 WHERE s.exchange = :exchange AND s.symbol = :symbol AND s.timeframe = :timeframe
 GROUP BY s.model_version ORDER BY MIN(s.candle_ts)
+"""
+# the model's newest settled predictions of the current window: its rolling record
+_NEWEST_PREDICTIONS = """
+SELECT COUNT(*), SUM(model_correct), COUNT(model_pnl_pct), SUM(model_pnl_pct), SUM(model_pnl_pct * model_pnl_pct)
+FROM (SELECT o.model_correct, o.model_pnl_pct FROM signals s JOIN outcomes o ON o.signal_id = s.id
+      WHERE s.exchange = ? AND s.symbol = ? AND s.timeframe = ? AND o.model_correct IS NOT NULL AND s.candle_ts >= ?
+      ORDER BY s.candle_ts DESC LIMIT ?)
+"""
+# what the model added to the vote, signal by signal, while it was in it (HOLD counts 0)
+_VOTE_GAIN = """
+SELECT COUNT(*), SUM(gain), SUM(gain * gain)
+FROM (SELECT COALESCE(o.pnl_pct, 0) - COALESCE(o.algo_pnl_pct, 0) AS gain
+      FROM signals s JOIN outcomes o ON o.signal_id = s.id
+      WHERE s.exchange = ? AND s.symbol = ? AND s.timeframe = ? AND s.candle_ts >= ? AND s.model_in_vote = 1
+        AND s.model_probability IS NOT NULL)
 """
 _NEWEST_TRADES = """
 SELECT COUNT(*), SUM(correct), SUM(pnl_pct) FROM (
@@ -49,9 +72,19 @@ class PerformanceQueries:
                                                                  _EARLIEST if since_ts is None else since_ts,
                                                                  limit)).fetchone())
 
+    def model_recent(self, exchange: str, symbol: str, timeframe: str, *, since_ts: int | None,
+                     limit: int) -> ModelRecord:
+        """The model's newest `limit` settled predictions from `since_ts` on: an indexed range read."""
+        return ModelRecord.from_row(self.conn.execute(_NEWEST_PREDICTIONS, (
+            exchange, symbol, timeframe, _EARLIEST if since_ts is None else since_ts, limit)).fetchone())
+
+    def vote_gain(self, exchange: str, symbol: str, timeframe: str, *, since_ts: int | None) -> Sample:
+        return Sample.from_row(self.conn.execute(_VOTE_GAIN, (
+            exchange, symbol, timeframe, _EARLIEST if since_ts is None else since_ts)).fetchone())
+
     def performance(self, exchange: str, symbol: str, timeframe: str, *, since_ts: int | None,
                     current_version: str | None, retrain: RetrainSummary, window: int,
-                    current_window: int | None = None) -> Performance:
+                    current_window: int | None = None, benched: bool = False) -> Performance:
         """Every figure of the series: `since_ts` (the current model's activation) starts `current`,
         `window` sizes `rolling`, `current_window` sizes `current_recent`."""
         key = (exchange, symbol, timeframe)
@@ -76,4 +109,15 @@ class PerformanceQueries:
             window=window, rolling=self.newest_trades(*key, since_ts=None, limit=window),
             by_version=by_version, algorithms=Stats.total(Stats.from_row(row[12:15]) for row in rows),
             retrain=retrain,
+            model_current=_model_total([ModelRecord.from_row(row[20:25]) for row in rows]),
+            model_recent=self.model_recent(*key, since_ts=since_ts, limit=current_window)
+            if current_window else ModelRecord(),
+            model_by_version={row[0]: ModelRecord.from_row(row[15:20]) for row in rows if row[0] is not None},
+            vote_gain=self.vote_gain(*key, since_ts=since_ts), benched=benched,
         )
+
+
+def _model_total(parts: list[ModelRecord]) -> ModelRecord:
+    return ModelRecord(sum(p.predictions for p in parts), sum(p.right for p in parts),
+                       Sample(sum(p.trades.n for p in parts), sum(p.trades.total for p in parts),
+                              sum(p.trades.squares for p in parts)))

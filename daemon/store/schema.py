@@ -95,4 +95,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE retrain_runs ADD COLUMN owner TEXT;
     """,
+    # the model's own record beside the combined signal, the horizon each signal settles at, benched models
+    """
+    ALTER TABLE signals ADD COLUMN model_action TEXT CHECK (model_action IN ('BUY', 'SELL', 'HOLD'));
+    ALTER TABLE signals ADD COLUMN model_in_vote INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE signals ADD COLUMN horizon INTEGER;
+    ALTER TABLE outcomes ADD COLUMN model_correct INTEGER;
+    ALTER TABLE outcomes ADD COLUMN model_pnl_pct REAL;
+    ALTER TABLE model_activations ADD COLUMN benched INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE model_activations ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+    """,
 ]

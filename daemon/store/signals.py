@@ -18,21 +18,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoretrain.daemon.foundation.timeframes import iso, timeframe_ms
-from autoretrain.daemon.signals.outcomes import Outcome, trade_result
-from autoretrain.daemon.signals.vote import Signal
+from autoretrain.daemon.signals.outcomes import Outcome, model_direction_correct, trade_result
+from autoretrain.daemon.signals.vote import HOLD, Signal
 from autoretrain.daemon.store.connection import transaction
 
 
 @dataclass(frozen=True)
 class Activation:
-    """`version` (None: algorithms only) serves the series from candle `market_ts` on."""
+    """`version` (None: algorithms only) serves the series from candle `market_ts` on; `benched` since
+    `benched_ts`: it still predicts (its own record goes on) but takes no part in the vote."""
 
     version: str | None
     market_ts: int
     recorded_at: float
+    benched: bool = False
+    benched_ts: int | None = None
+    reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "since": iso(self.market_ts), "market_ts": self.market_ts}
+        return {"version": self.version, "since": iso(self.market_ts), "market_ts": self.market_ts,
+                "benched": self.benched, "benched_since": iso(self.benched_ts), "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -48,43 +53,51 @@ class SignalRecord:
 
 
 _SIGNAL_COLUMNS = ("s.id, s.candle_ts, s.price, s.action, s.confidence, s.probability_up, s.model_version, "
-                   "s.model_probability, s.components, s.algo_action, s.algo_probability")
+                   "s.model_probability, s.components, s.algo_action, s.algo_probability, s.model_action, "
+                   "s.model_in_vote, s.horizon")
 _OUTCOME_COLUMNS = ("o.exit_ts, o.exit_price, o.return_pct, o.correct, o.pnl_pct, o.algo_correct, o.algo_pnl_pct, "
-                    "o.horizon, o.fee_bps")
+                    "o.horizon, o.fee_bps, o.model_correct, o.model_pnl_pct")
 _SERIES = "s.exchange = ? AND s.symbol = ? AND s.timeframe = ?"
+_ACTIVATIONS = "exchange = ? AND symbol = ? AND timeframe = ?"
 
 
 def _bool(value: int | None) -> bool | None:
     return None if value is None else bool(value)
 
 
-def _record(row: tuple[Any, ...]) -> SignalRecord:
+def _record(row: tuple[Any, ...], default_horizon: int = 1) -> SignalRecord:
     (signal_id, candle_ts, price, action, confidence, probability, version, model_probability, components,
-     algo_action, algo_probability, exit_ts, *rest) = row
+     algo_action, algo_probability, model_action, model_in_vote, horizon, exit_ts, *rest) = row
     signal = Signal(candle_ts=candle_ts, price=price, action=action, confidence=confidence,
                     probability_up=probability, model_version=version, model_probability=model_probability,
                     components=json.loads(components or "{}"), algo_action=algo_action,
-                    algo_probability=algo_probability)
+                    algo_probability=algo_probability, model_action=model_action,
+                    model_in_vote=bool(model_in_vote) and model_probability is not None,
+                    horizon=horizon or default_horizon)
     if exit_ts is None:
         return SignalRecord(signal, None)
-    exit_price, return_pct, correct, pnl, algo_correct, algo_pnl, horizon, fee_bps = rest
+    (exit_price, return_pct, correct, pnl, algo_correct, algo_pnl, settled_horizon, fee_bps, model_correct,
+     model_pnl) = rest
     outcome = Outcome(signal_id, candle_ts, action, price, exit_ts, exit_price, return_pct, _bool(correct), pnl,
-                      _bool(algo_correct), algo_pnl, horizon, fee_bps)
+                      _bool(algo_correct), algo_pnl, settled_horizon, fee_bps, _bool(model_correct), model_pnl)
     return SignalRecord(signal, outcome)
 
 
+# each signal settles at its own horizon (the serving model's); rows from before horizons were kept use
+# the configured one
 _DUE = """
-SELECT s.id, s.candle_ts, s.price, s.action, s.algo_action, c.ts, c.close
+SELECT s.id, s.candle_ts, s.price, s.action, s.algo_action, s.model_action, s.model_probability,
+       COALESCE(s.horizon, :horizon), c.ts, c.close
 FROM signals s
 JOIN series se ON se.exchange = s.exchange AND se.symbol = s.symbol AND se.timeframe = s.timeframe
-JOIN candles c ON c.series_id = se.id AND c.ts = s.candle_ts + ?
-WHERE s.exchange = ? AND s.symbol = ? AND s.timeframe = ? AND s.pending = 1
+JOIN candles c ON c.series_id = se.id AND c.ts = s.candle_ts + COALESCE(s.horizon, :horizon) * :step
+WHERE s.exchange = :exchange AND s.symbol = :symbol AND s.timeframe = :timeframe AND s.pending = 1
 ORDER BY s.candle_ts
 """
 _INSERT_OUTCOME = """
 INSERT OR IGNORE INTO outcomes (signal_id, exit_ts, exit_price, return_pct, correct, pnl_pct, algo_correct,
-                                algo_pnl_pct, horizon, fee_bps, settled_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                algo_pnl_pct, horizon, fee_bps, settled_at, model_correct, model_pnl_pct)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -110,33 +123,41 @@ class SignalTable:
                 cursor = self.conn.execute(
                     "INSERT OR IGNORE INTO signals (exchange, symbol, timeframe, candle_ts, price, action, confidence,"
                     " probability_up, model_version, model_probability, algo_action, algo_probability, components,"
-                    " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " recorded_at, model_action, model_in_vote, horizon)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (exchange, symbol, timeframe, signal.candle_ts, signal.price, signal.action, signal.confidence,
                      signal.probability_up, signal.model_version, signal.model_probability, signal.algo_action,
-                     signal.algo_probability, json.dumps(signal.components), time.time()),
+                     signal.algo_probability, json.dumps(signal.components), time.time(), signal.model_action,
+                     int(signal.model_in_vote), signal.horizon),
                 )
                 inserted.append(cursor.rowcount == 1)
         return inserted
 
     def settle(self, exchange: str, symbol: str, timeframe: str, *, horizon: int, fee_bps: float) -> list[Outcome]:
-        """Settle every pending signal of the series whose exit candle is stored; returns those settled now."""
+        """Settle every pending signal of the series whose exit candle is stored; returns those settled now.
+        `horizon` is the default for signals stored without their own."""
         if horizon < 1:
             raise ValueError(f"horizon must be at least 1 candle, got {horizon}")
-        offset = horizon * timeframe_ms(timeframe)
         settled: list[Outcome] = []
         now = time.time()
+        due = {"horizon": horizon, "step": timeframe_ms(timeframe), "exchange": exchange, "symbol": symbol,
+               "timeframe": timeframe}
         with transaction(self.conn):
-            for signal_id, candle_ts, entry, action, algo_action, exit_ts, exit_price in self.conn.execute(
-                    _DUE, (offset, exchange, symbol, timeframe)).fetchall():
+            for (signal_id, candle_ts, entry, action, algo_action, model_action, model_probability, signal_horizon,
+                 exit_ts, exit_price) in self.conn.execute(_DUE, due).fetchall():
                 correct, pnl = trade_result(action, entry, exit_price, fee_bps)
                 algo_correct, algo_pnl = trade_result(algo_action, entry, exit_price, fee_bps)
+                _, model_pnl = trade_result(model_action or HOLD, entry, exit_price, fee_bps)
+                model_correct = model_direction_correct(model_probability, entry, exit_price)
                 return_pct = 100.0 * (exit_price / entry - 1.0)
-                cursor = self.conn.execute(_INSERT_OUTCOME, (signal_id, exit_ts, exit_price, return_pct, _flag(correct),
-                                                             pnl, _flag(algo_correct), algo_pnl, horizon, fee_bps, now))
+                cursor = self.conn.execute(_INSERT_OUTCOME, (
+                    signal_id, exit_ts, exit_price, return_pct, _flag(correct), pnl, _flag(algo_correct), algo_pnl,
+                    signal_horizon, fee_bps, now, _flag(model_correct), model_pnl))
                 self.conn.execute("UPDATE signals SET pending = 0 WHERE id = ?", (signal_id,))
                 if cursor.rowcount == 1:
                     settled.append(Outcome(signal_id, candle_ts, action, entry, exit_ts, exit_price, return_pct,
-                                           correct, pnl, algo_correct, algo_pnl, horizon, fee_bps))
+                                           correct, pnl, algo_correct, algo_pnl, signal_horizon, fee_bps,
+                                           model_correct, model_pnl))
         return settled
 
     def last_signal_ts(self, exchange: str, symbol: str, timeframe: str) -> int | None:
@@ -170,33 +191,48 @@ class SignalTable:
     # -- which model serves since when ---------------------------------------------------------------
 
     def record_activation(self, exchange: str, symbol: str, timeframe: str, version: str | None,
-                          market_ts: int) -> bool:
-        """Note that `version` (None: no model) serves from candle `market_ts` on; False if it already did.
+                          market_ts: int, *, benched: bool = False, reason: str = "") -> bool:
+        """Note that `version` (None: no model) serves from candle `market_ts` on, in the vote or `benched`;
+        False if that is already the case.
 
-        Call it when inference starts serving a model (start-up, hot-swap, promotion, rollback): a new
-        version starts a new "current model" window, the same version again changes nothing.
+        Call it when inference starts serving a model (start-up, hot-swap, promotion, rollback) and when
+        the policy benches one: a new version starts a new "current model" window, the same version again
+        changes nothing, and benching keeps the version's window (its own record goes on).
         """
         with transaction(self.conn):
             current = self.current_activation(exchange, symbol, timeframe)
-            if (current.version if current else None) == version:
+            if current is not None and (current.version, current.benched) == (version, benched) or \
+                    current is None and version is None and not benched:
                 return False
             self.conn.execute(
-                "INSERT INTO model_activations (exchange, symbol, timeframe, version, market_ts, recorded_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (exchange, symbol, timeframe, version, int(market_ts), time.time()),
+                "INSERT INTO model_activations (exchange, symbol, timeframe, version, market_ts, recorded_at,"
+                " benched, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (exchange, symbol, timeframe, version, int(market_ts), time.time(), int(benched), reason),
             )
             return True
 
     def current_activation(self, exchange: str, symbol: str, timeframe: str) -> Activation | None:
-        """The newest activation; None when no model ever served (algorithms only since the start)."""
-        row = self.conn.execute(
-            "SELECT version, market_ts, recorded_at FROM model_activations WHERE exchange = ? AND symbol = ?"
-            " AND timeframe = ? ORDER BY id DESC LIMIT 1", (exchange, symbol, timeframe),
-        ).fetchone()
-        return Activation(*row) if row else None
+        """The serving version since it started serving, and whether it is benched now; None when no model
+        ever served (algorithms only since the start)."""
+        key = (exchange, symbol, timeframe)
+        newest = self.conn.execute(
+            "SELECT id, version, market_ts, recorded_at, benched, reason FROM model_activations"
+            f" WHERE {_ACTIVATIONS} ORDER BY id DESC LIMIT 1", key).fetchone()
+        if newest is None:
+            return None
+        row_id, version, market_ts, recorded_at, benched, reason = newest
+        # the version's window starts at the first row of its run (benching writes rows of the same version)
+        first = self.conn.execute(
+            f"SELECT market_ts FROM model_activations WHERE {_ACTIVATIONS} AND id > COALESCE("
+            f"(SELECT MAX(id) FROM model_activations WHERE {_ACTIVATIONS} AND version IS NOT ?), 0) ORDER BY id LIMIT 1",
+            (*key, *key, version)).fetchone()
+        start = first[0] if first is not None else market_ts
+        return Activation(version, start, recorded_at, bool(benched), market_ts if benched else None, reason)
 
     def activations(self, exchange: str, symbol: str, timeframe: str) -> list[Activation]:
         rows = self.conn.execute(
-            "SELECT version, market_ts, recorded_at FROM model_activations WHERE exchange = ? AND symbol = ?"
-            " AND timeframe = ? ORDER BY id", (exchange, symbol, timeframe),
+            f"SELECT version, market_ts, recorded_at, benched, market_ts, reason FROM model_activations"
+            f" WHERE {_ACTIVATIONS} ORDER BY id", (exchange, symbol, timeframe),
         ).fetchall()
-        return [Activation(*row) for row in rows]
+        return [Activation(version, ts, at, bool(benched), ts if benched else None, reason)
+                for version, ts, at, benched, _, reason in rows]

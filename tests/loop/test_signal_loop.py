@@ -42,12 +42,17 @@ class Broken:
 
     def __init__(self, runner: ModelRunner) -> None:
         self.inner, self.version, self.required_candles = runner, "v0099", runner.required_candles
+        self.trained_until_ts, self.horizon = runner.trained_until_ts, runner.horizon
 
     def recent(self, window: np.ndarray) -> np.ndarray:
         return self.inner.recent(window)
 
     def predict_features(self, recent: np.ndarray, features: np.ndarray) -> float:
         raise RuntimeError("onnxruntime: bad input")
+
+
+#: candles after the trained model's data (it never predicts a candle it trained on)
+LATER = 1_735_689_600_000  # 2025-01-01
 
 
 def config(tmp_path: Path, **sections: object) -> Config:
@@ -79,7 +84,8 @@ def test_one_batch_records_each_candle_once_and_publishes_what_is_new(tmp_path: 
 def test_a_catch_up_is_a_series_of_batches_that_equals_signalling_one_by_one(tmp_path: Path,
                                                                              runner: ModelRunner) -> None:
     settings = config(tmp_path)
-    candles = {"BTC/USDT": random_walk_candles(700, seed=3), "ETH/USDT": random_walk_candles(700, seed=4)}
+    candles = {"BTC/USDT": random_walk_candles(700, seed=3, start_ms=LATER),
+               "ETH/USDT": random_walk_candles(700, seed=4, start_ms=LATER)}
     with Database(settings.db_path) as db:
         loop = SignalLoop(db, settings, Models({"BTC/USDT": runner}), lambda message: None)
         pending = {"BTC/USDT": (candles["BTC/USDT"], candles["BTC/USDT"][-5:]),  # five candles missed
@@ -98,13 +104,28 @@ def test_a_catch_up_is_a_series_of_batches_that_equals_signalling_one_by_one(tmp
 def test_a_window_across_a_gap_is_signalled_by_the_algorithms_alone(tmp_path: Path, runner: ModelRunner) -> None:
     """Real exchanges have outages: the model's features would span the gap, so it sits that candle out."""
     settings = config(tmp_path)
-    candles = random_walk_candles(700, seed=9)
+    candles = random_walk_candles(700, seed=9, start_ms=LATER)
     gapped = np.delete(candles, 650)  # one candle missing inside the model's window
     with Database(settings.db_path) as db:
         loop = SignalLoop(db, settings, Models({"BTC/USDT": runner, "ETH/USDT": runner}), lambda message: None)
         ((gap, _),) = loop.signal([("BTC/USDT", gapped)])  # the only model row of its batch
         (skipped, _), (clean, _) = loop.signal([("BTC/USDT", np.delete(candles, 651)), ("ETH/USDT", candles)])
     assert gap.model_version is None and skipped.model_version is None and clean.model_version == runner.version
+
+
+def test_a_model_never_predicts_a_candle_it_trained_on(tmp_path: Path, runner: ModelRunner) -> None:
+    """After a long stop the catch-up may reach back into the model's own training data: those candles are
+    signalled by the algorithms alone, the model joins from the first candle it has not seen."""
+    settings = config(tmp_path)
+    assert runner.trained_until_ts is not None
+    step = 3_600_000
+    candles = random_walk_candles(700, seed=10, start_ms=runner.trained_until_ts - 650 * step)
+    with Database(settings.db_path) as db:
+        loop = SignalLoop(db, settings, Models({"BTC/USDT": runner}), lambda message: None)
+        made = loop.signal_pending({"BTC/USDT": (candles, candles[-60:])})["BTC/USDT"]
+    served = [(signal.candle_ts <= runner.trained_until_ts, signal.model_version) for signal in made]
+    assert {version for inside, version in served if inside} == {None}
+    assert {version for inside, version in served if not inside} == {runner.version}
 
 
 def test_short_windows_are_signalled_beside_full_ones(tmp_path: Path) -> None:
@@ -120,7 +141,7 @@ def test_a_model_failing_on_live_data_is_reported_and_the_candle_still_gets_its_
         tmp_path: Path, runner: ModelRunner) -> None:
     settings = config(tmp_path)
     models = Models({"BTC/USDT": Broken(runner)})  # type: ignore[dict-item]
-    candles = random_walk_candles(700, seed=6)
+    candles = random_walk_candles(700, seed=6, start_ms=LATER)
     with Database(settings.db_path) as db:
         loop = SignalLoop(db, settings, models, lambda message: None)
         ((signal, new),) = loop.signal([("BTC/USDT", candles)])

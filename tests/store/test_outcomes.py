@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -125,7 +126,7 @@ def test_real_candles_across_an_exchange_outage(real_1h: Path, tmp_path: Path) -
         store.upsert(EX, SYM, TF, candles[index:index + 1])
         window = store.latest(EX, SYM, TF, REQUIRED_CANDLES)
         signals.record(EX, SYM, TF, compute_signal(window, model_probability=None, model_version=None,
-                                                   config=SignalsConfig()))
+                                                   config=SignalsConfig(), horizon=horizon))
         signals.settle(EX, SYM, TF, horizon=horizon, fee_bps=10)
     close_at = dict(zip(candles["ts"].tolist(), candles["close"].tolist(), strict=True))
     records = signals.recent(EX, SYM, TF, limit=1000)
@@ -142,3 +143,25 @@ def test_real_candles_across_an_exchange_outage(real_1h: Path, tmp_path: Path) -
                 in_outage.append(record.signal.candle_ts)
     assert len(in_outage) == 3  # the last three candles before the outage; and the newest 3 await their exit
     assert signals.pending(EX, SYM, TF) == 3 + horizon
+
+
+def test_each_signal_settles_at_the_horizon_of_the_model_that_made_it(tmp_path: Path) -> None:
+    """The settlement horizon is the serving model's, recorded with the signal, not the configured one."""
+    market = Market(tmp_path / "h.db")
+    market.candles.upsert(EX, SYM, TF, rising(0, 10))
+    market.signals.record(EX, SYM, TF, trade(2, BUY, "v0001", horizon=3))  # a 3-candle model
+    market.signals.record(EX, SYM, TF, trade(3, BUY))  # algorithms alone, 1 candle
+    settled = market.signals.settle(EX, SYM, TF, horizon=1, fee_bps=0)
+    assert {(o.candle_ts, o.exit_ts, o.horizon) for o in settled} == {(ts_at(2), ts_at(5), 3), (ts_at(3), ts_at(4), 1)}
+
+
+def test_the_models_own_record_is_settled_beside_the_vote(tmp_path: Path) -> None:
+    """The model's direction counts on every candle it predicted; its own trade only where it was confident."""
+    market = Market(tmp_path / "m.db")
+    market.candles.upsert(EX, SYM, TF, rising(0, 5))
+    held = trade(1, HOLD, "v0001")  # the combined vote held, the model leaned up at 0.58: its own call is HOLD
+    market.signals.record(EX, SYM, TF, replace(held, model_probability=0.58, model_action=HOLD))
+    market.signals.record(EX, SYM, TF, replace(trade(2, HOLD, "v0001"), model_probability=0.3, model_action=SELL))
+    first, second = market.signals.settle(EX, SYM, TF, horizon=1, fee_bps=10)
+    assert (first.model_correct, first.model_pnl_pct, first.correct) == (True, None, None)
+    assert (second.model_correct, second.model_pnl_pct) == (False, pytest.approx(-100 / 102 - 0.2))

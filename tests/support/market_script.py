@@ -31,12 +31,15 @@ def rising(first: int, count: int) -> np.ndarray:
     return out
 
 
-def trade(index: int, action: str, version: str | None = None, algo_action: str | None = None) -> Signal:
-    """A signal at candle `index` of the rising market (BUY is right there, SELL wrong)."""
+def trade(index: int, action: str, version: str | None = None, algo_action: str | None = None, *,
+          horizon: int = 1) -> Signal:
+    """A signal at candle `index` of the rising market (BUY is right there, SELL wrong), settled `horizon`
+    candles later; with a model `version`, the model made the same call."""
     probability = {BUY: 0.6, SELL: 0.4, HOLD: 0.5}[action]
     return Signal(candle_ts=ts_at(index), price=100.0 + index, action=action, confidence=max(probability, 1 - probability),
                   probability_up=probability, model_version=version, model_probability=probability if version else None,
-                  components={"rsi": 0.1}, algo_action=algo_action or action, algo_probability=probability)
+                  components={"rsi": 0.1}, algo_action=algo_action or action, algo_probability=probability,
+                  model_action=action if version else None, horizon=horizon)
 
 
 class Market:
@@ -66,7 +69,7 @@ class Market:
     def play(self, script: str, version: str | None = None, *, settle: bool = True) -> None:
         for char in script:
             self.candles.upsert(EX, SYM, TF, rising(self.next, 1))
-            self.signals.record(EX, SYM, TF, trade(self.next, self.ACTIONS[char], version))
+            self.signals.record(EX, SYM, TF, trade(self.next, self.ACTIONS[char], version, horizon=self.horizon))
             self.next += 1
             if settle:
                 self.settle_all()
