@@ -1,9 +1,10 @@
 """Settling signals against what the market did, from stored candles only.
 
 A signal made at the close of candle t is settled at the close of candle t + horizon: the horizon of
-the model that served it (the move that model predicts; `model.horizon` when no model served). The exit candle must be in the store at exactly that
-open time; while it is missing (not closed yet, or a gap the ingest has not filled) the signal stays
-pending: a gap delays settlement, it never fakes it with a neighbouring candle.
+the model that served it (the move that model predicts; `model.horizon` when no model served). The
+exit candle must be in the store at exactly that open time; while it is missing (not closed yet, or a
+gap the ingest has not filled) the signal stays pending: a gap delays settlement, it never fakes it
+with a neighbouring candle.
 
 Per signal:
 - `return_pct`: 100 * (exit close / entry close - 1), the gross move.

@@ -25,8 +25,8 @@ requested at and the end of its training data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +76,7 @@ class Sample:
     squares: float = 0.0
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> "Sample":
+    def from_row(cls, row: Sequence[Any]) -> Sample:
         count, total, squares = row
         return cls(int(count or 0), float(total or 0.0), float(squares or 0.0))
 
@@ -114,7 +114,7 @@ class ModelRecord:
     trades: Sample = Sample()
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> "ModelRecord":
+    def from_row(cls, row: Sequence[Any]) -> ModelRecord:
         predictions, right, trades, total, squares = row
         return cls(int(predictions or 0), int(right or 0), Sample.from_row((trades, total, squares)))
 

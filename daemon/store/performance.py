@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from autoretrain.daemon.signals.performance import (ALGORITHMS_ONLY, ModelRecord, Performance, RetrainSummary,
-                                                   Sample, Stats)
+from autoretrain.daemon.signals.performance import ALGORITHMS_ONLY, ModelRecord, Performance, RetrainSummary, Sample, Stats
 
 _EARLIEST = -(2**62)
 # One pass over the series' signals, per model version. `correct` and `pnl_pct` are NULL for HOLD and
