@@ -75,48 +75,103 @@ def score(probability: np.ndarray, label: np.ndarray, future_return: np.ndarray,
     )
 
 
-def majority_probability(label: np.ndarray) -> np.ndarray:
-    """The baseline's 'probability': 1 for every sample if most went up in the window, else 0."""
-    return np.full(len(label), 1.0 if len(label) and np.mean(label) > 0.5 else 0.0)
+def majority_probability(label: np.ndarray, count: int | None = None) -> np.ndarray:
+    """`count` (default len(label)) 'probabilities' of 1 if most of `label` went up, else 0. Given the TRAINING
+    labels this is the majority baseline a model could really use: the evaluation window's own majority
+    would be hindsight (about 52 % on fair-coin labels of 468 samples, 55 % on 68: a bar no model faces)."""
+    up = len(label) > 0 and float(np.mean(label)) > 0.5
+    return np.full(len(label) if count is None else count, 1.0 if up else 0.0)
+
+
+def persistence_probability(close: np.ndarray, ends: np.ndarray, horizon: int) -> np.ndarray:
+    """The persistence baseline: the next move repeats the last one (up if close[t] > close[t - horizon])."""
+    ends = np.asarray(ends, dtype=np.int64)
+    before = np.maximum(ends - horizon, 0)
+    return (close[ends] > close[before]).astype(np.float64)
+
+
+def mcnemar_one_sided(correct_new: np.ndarray, correct_other: np.ndarray) -> tuple[int, int, float]:
+    """(b, c, p): b samples only the new model got right, c only the other; p = P(Binomial(b + c, 1/2) >= b),
+    the exact paired test that the new model is better."""
+    a, o = np.asarray(correct_new, dtype=bool), np.asarray(correct_other, dtype=bool)
+    b, c = int(np.sum(a & ~o)), int(np.sum(~a & o))
+    n = b + c
+    return b, c, (1.0 if n == 0 else sum(comb(n, k) for k in range(b, n + 1)) / 2**n)
 
 
 @dataclass(frozen=True)
 class Decision:
     promote: bool
     reason: str
+    rule: str = "guide"
+    alpha: float | None = None  # the level the paired test was held to (tested rule)
+    p_value: float | None = None  # one-sided exact paired p against the bar
+    attempt: int = 1  # the how-manieth challenger of this champion
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"promoted": self.promote, "reason": self.reason, "rule": self.rule, "alpha": self.alpha,
+                "p_value": self.p_value, "attempt": self.attempt}
 
 
+def attempt_level(level: float, attempt: int, candidates: int = 1) -> float:
+    """The paired test's level for the `attempt`-th challenger of one champion: level, level/2, level/4, ...
+    (alpha spending: over any number of tries the chance of ever promoting an equally good challenger
+    stays below 2 * level), shared among `candidates` challengers scored at once (Bonferroni)."""
+    return level / 2 ** (max(1, attempt) - 1) / max(1, candidates)
 
-def decide(challenger: dict[str, Any], champion: dict[str, Any] | None, baseline: dict[str, Any], *,
-           mode: PromoteMode, min_improvement: float, require_significance: bool, significance_level: float) -> Decision:
-    """The promotion rule: beat the champion by more than min_improvement (the guide's new > old) and the baseline.
 
-    With no champion the baseline is the bar. `require_significance` adds McNemar p < level against
-    the model being replaced (or the baseline). `always` and `never` override the rule, saying so.
-    """
-    new = challenger["accuracy"]
-    problems: list[str] = []
-    if new is None:
-        problems.append("no evaluation samples")
-    else:
-        if new <= baseline["accuracy"]:
-            problems.append(f"accuracy {pct(new)} does not beat the majority baseline {pct(baseline['accuracy'])}")
-        if champion is not None and not new > champion["accuracy"] + min_improvement:
-            margin = f" by more than {pct(min_improvement)}" if min_improvement > 0 else ""
-            problems.append(f"accuracy {pct(new)} does not beat champion {champion.get('version', '')} "
-                            f"{pct(champion['accuracy'])}{margin}".replace("  ", " "))
-        if require_significance:
-            other = champion if champion is not None else baseline
-            if not other["mcnemar_p"] < significance_level:
-                problems.append(f"McNemar p = {other['mcnemar_p']:.3g} is not below {significance_level:g}")
-    if champion is not None:
-        bar = (f"champion {champion.get('version', '')} {pct(champion['accuracy'])} "
-               f"and baseline {pct(baseline['accuracy'])}")
-    else:
-        bar = f"baseline {pct(baseline['accuracy'])} (no champion)"
-    verdict = "; ".join(problems) if problems else f"accuracy {pct(new)} beats {bar}"
+def _forced(mode: PromoteMode, verdict: str, decision: Decision) -> Decision:
     if mode == "always":
-        return Decision(True, f"promotion forced (--promote always): {verdict}")
+        return Decision(True, f"promotion forced (--promote always): {verdict}", decision.rule, decision.alpha,
+                        decision.p_value, decision.attempt)
     if mode == "never":
-        return Decision(False, f"promotion disabled (--promote never): {verdict}")
-    return Decision(not problems, verdict)
+        return Decision(False, f"promotion disabled (--promote never): {verdict}", decision.rule, decision.alpha,
+                        decision.p_value, decision.attempt)
+    return decision
+
+
+def decide(challenger: dict[str, Any], champion: dict[str, Any] | None, baselines: dict[str, dict[str, Any]], *,
+           mode: PromoteMode, rule: str = "tested", min_improvement: float = 0.0, require_significance: bool = False,
+           significance_level: float = 0.05, attempt: int = 1, candidates: int = 1) -> Decision:
+    """The promotion rule. Every model's dict carries its `accuracy` and, beside the challenger's, the
+    correct-per-sample flags as `correct` (for the paired tests).
+
+    `tested` (the default): the challenger's accuracy must beat the champion's and every baseline's by more
+    than `min_improvement`, and a one-sided exact paired test (McNemar) against the champion (without one,
+    the stronger baseline) must reject "no better" at `attempt_level(significance_level, attempt,
+    candidates)`. `guide`: the guide's bare rule, new > old (and > the baselines), with the optional
+    two-sided McNemar of `require_significance`. `always` and `never` override either, saying so."""
+    new = challenger["accuracy"]
+    if new is None:
+        return _forced(mode, "no evaluation samples", Decision(False, "no evaluation samples", rule))
+    problems: list[str] = []
+    for name, baseline in baselines.items():
+        if not new > baseline["accuracy"] + min_improvement:
+            problems.append(f"accuracy {pct(new)} does not beat the {name.replace('_', ' ')} baseline "
+                            f"{pct(baseline['accuracy'])}{_margin(min_improvement)}")
+    if champion is not None and not new > champion["accuracy"] + min_improvement:
+        problems.append(f"accuracy {pct(new)} does not beat champion {champion.get('version', '')} "
+                        f"{pct(champion['accuracy'])}{_margin(min_improvement)}".replace("  ", " "))
+    bar_name, bar = (f"champion {champion.get('version', '')}".strip(), champion) if champion is not None else \
+        max(((f"{name.replace('_', ' ')} baseline", b) for name, b in baselines.items()), key=lambda nb: nb[1]["accuracy"])
+    alpha, p_value = None, None
+    if rule == "tested":
+        alpha = attempt_level(significance_level, attempt, candidates)
+        _, _, p_value = mcnemar_one_sided(challenger["correct"], bar["correct"])
+        if not p_value < alpha:
+            problems.append(f"paired exact test against {bar_name}: p = {p_value:.3g} is not below {alpha:.3g} "
+                            f"(level {significance_level:g} for try {attempt}{f' of {candidates} candidates' if candidates > 1 else ''})")
+    elif require_significance and not bar["mcnemar_p"] < significance_level:
+        problems.append(f"McNemar p = {bar['mcnemar_p']:.3g} is not below {significance_level:g}")
+    beaten = (f"champion {champion.get('version', '')} {pct(champion['accuracy'])} and " if champion is not None else "")
+    beaten += " and ".join(f"{name.replace('_', ' ')} {pct(b['accuracy'])}" for name, b in baselines.items())
+    notes = [note for note in ("no champion" if champion is None else "",
+                               f"paired p = {p_value:.3g} < {alpha:.3g}" if alpha is not None and p_value is not None
+                               else "") if note]
+    verdict = "; ".join(problems) if problems else (
+        f"accuracy {pct(new)} beats {beaten}" + (f" ({'; '.join(notes)})" if notes else ""))
+    return _forced(mode, verdict, Decision(not problems, verdict, rule, alpha, p_value, attempt))
+
+
+def _margin(value: float) -> str:
+    return f" by more than {pct(value)}" if value > 0 else ""

@@ -177,6 +177,7 @@ class TrainingConfig(_Section):
 
 
 class PromotionConfig(_Section):
+    rule: Literal["tested", "guide"] = "tested"
     min_improvement: float = Field(0.0, ge=0, le=1)
     require_significance: bool = False
     significance_level: float = Field(0.05, gt=0, lt=1)

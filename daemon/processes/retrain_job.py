@@ -25,7 +25,7 @@ from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.processes.retrain_data import TrainingData, base_meta, load_training_data
 from autoretrain.daemon.store.candles import CandleTable
 from autoretrain.daemon.store.database import Database
-from autoretrain.daemon.store.retrain_runs import ABORTED, FAILED, PROMOTED, REJECTED
+from autoretrain.daemon.store.retrain_runs import ABORTED, FAILED, PROMOTED, REJECTED, RetrainRuns
 from autoretrain.models import dataset as ds
 from autoretrain.models import evaluation as ev
 from autoretrain.models.errors import ChampionChanged, ModelRejected, TrainingAborted
@@ -74,6 +74,7 @@ class TrainOutcome:
 class _Champion:
     runner: ModelRunner
     trained_until_ts: int
+    selected_until_ts: int | None  # the last candle of the evaluation that promoted it (None: not recorded)
 
 
 class _Job:
@@ -123,14 +124,18 @@ class _Job:
             log.warning("Champion %s does not record where its training data ends: compared with the baseline only",
                         version)
             return None
-        return _Champion(runner, trained_until)
+        selected = ((runner.meta.get("evaluation") or {}).get("evaluation") or {}).get("last_ts")
+        return _Champion(runner, trained_until, int(selected) if isinstance(selected, int) else None)
 
     def eval_start(self, data: TrainingData, champion: _Champion | None) -> int:
-        """Index of the first candle of the evaluation hold-out: the newest `eval_candles`, unseen by the champion."""
+        """Index of the first candle of the evaluation hold-out: the newest `eval_candles`, unseen by the champion
+        and past the window that selected it (a challenger is never judged on the candles that chose the
+        model it would replace)."""
         start = max(data.window_start, len(data.candles) - self.config.promotion.eval_candles)
         if champion is not None:
             purge = max(self.purge, champion.runner.seq_len + champion.runner.horizon)
-            unseen_from = champion.trained_until_ts + (purge + 1) * data.step_ms
+            seen_until = max(champion.trained_until_ts, champion.selected_until_ts or champion.trained_until_ts)
+            unseen_from = seen_until + (purge + 1) * data.step_ms
             start = max(start, int(np.searchsorted(data.candles["ts"], unseen_from)))
         return start
 
@@ -187,7 +192,9 @@ class _Job:
     # -- evaluation ------------------------------------------------------------------------------------
 
     def evaluate(self, data: TrainingData, ends: np.ndarray, challenger: ModelRunner, scaled: np.ndarray,
-                 champion: _Champion | None) -> dict[str, Any]:
+                 champion: _Champion | None, train_labels: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(metrics for meta.json, each model's correct-per-sample flags for the paired tests): challenger,
+        champion and the two baselines a model could really use, all on the same evaluation samples."""
         label = ds.labels(data.close, ends, self.model.horizon)
         future = ds.future_returns(data.close, ends, self.model.horizon)
         signals = self.config.signals
@@ -196,30 +203,34 @@ class _Job:
             return ev.score(probability, label, future, threshold=signals.confidence_threshold, fee_bps=signals.fee_bps)
 
         new = run(challenger.probabilities(data.candles, ends, scaled))
-        baseline_prob = ev.majority_probability(label)
-        base = run(baseline_prob)
-        vs_base = ev.mcnemar_exact(new.correct, base.correct)
-        metrics: dict[str, Any] = {
-            "baseline": {**base.as_dict(), "predicts": "up" if baseline_prob[:1].sum() else "down",
-                         "mcnemar_p": vs_base["p_value"], "mcnemar": vs_base},
-            "champion": None,
-        }
-        reference = vs_base
+        correct = {"challenger": new.correct}
+        majority = ev.majority_probability(train_labels, len(ends))
+        persistence = ev.persistence_probability(data.close, ends, self.model.horizon)
+        baselines: dict[str, Any] = {}
+        for name, probability, how in (
+                ("majority_of_training", majority, f"the training labels' majority: always {'up' if majority[:1].sum() else 'down'}"),
+                ("persistence", persistence, "the next move repeats the last one")):
+            scores = run(probability)
+            correct[name] = scores.correct
+            baselines[name] = {**scores.as_dict(), "predicts": how,
+                               "mcnemar_p": ev.mcnemar_exact(new.correct, scores.correct)["p_value"]}
+        metrics: dict[str, Any] = {"baselines": baselines, "champion": None,
+                                   "baseline": max(baselines.values(), key=lambda b: b["accuracy"] or 0.0)}
+        reference = metrics["baseline"]["mcnemar_p"]
         if champion is not None:
             # same feature set (ModelRunner.load refuses any other): only the champion's own scaling differs
             scaled_for_champion = champion.runner.normaliser.apply(data.features)
             old = run(champion.runner.probabilities(data.candles, ends, scaled_for_champion))
+            correct["champion"] = old.correct
             vs_old = ev.mcnemar_exact(new.correct, old.correct)
             metrics["champion"] = {**old.as_dict(), "version": champion.runner.version, "mcnemar_p": vs_old["p_value"],
                                    "mcnemar": vs_old}
-            reference = vs_old
-        metrics["challenger"] = {**new.as_dict(), "mcnemar_p": reference["p_value"]}
-        metrics["evaluation"] = {"samples": int(len(ends)), "first_ts": data.ts(int(ends[0]) - self.model.seq_len + 1),
-                                 "last_ts": data.ts(int(ends[-1]) + self.model.horizon),
-                                 "first": iso(data.ts(int(ends[0]) - self.model.seq_len + 1)),
-                                 "last": iso(data.ts(int(ends[-1]) + self.model.horizon)),
-                                 "baseline": "majority class of the evaluation window"}
-        return metrics
+            reference = vs_old["p_value"]
+        metrics["challenger"] = {**new.as_dict(), "mcnemar_p": reference}
+        first, last = data.ts(int(ends[0]) - self.model.seq_len + 1), data.ts(int(ends[-1]) + self.model.horizon)
+        metrics["evaluation"] = {"samples": int(len(ends)), "first_ts": first, "last_ts": last, "first": iso(first),
+                                 "last": iso(last), "baselines": "majority of the training labels; persistence"}
+        return metrics, correct
 
 
 def _log_decision(symbol: str, metrics: dict[str, Any], promoted: bool, reason: str, version: str | None) -> None:
@@ -264,7 +275,7 @@ def run_training(config: Config, symbol: str, timeframe: str | None = None, *, e
             run_id = runs.start(config.store_exchange, symbol, timeframe, trigger=trigger, reason=reason,
                                 requested_market_ts=requested_market_ts)
         try:
-            outcome = _run(job, db.candles, run_id)
+            outcome = _run(job, db.candles, runs, run_id)
         except BaseException as exc:
             message = str(exc) or type(exc).__name__
             # stopped on purpose (shutdown, Ctrl-C) is not a failed retrain: no cooldown follows it
@@ -277,7 +288,7 @@ def run_training(config: Config, symbol: str, timeframe: str | None = None, *, e
     return outcome
 
 
-def _run(job: _Job, store: CandleTable, run_id: int) -> TrainOutcome:
+def _run(job: _Job, store: CandleTable, runs: RetrainRuns, run_id: int) -> TrainOutcome:
     clock = time.perf_counter()
     config, symbol = job.config, job.symbol
 
@@ -294,8 +305,10 @@ def _run(job: _Job, store: CandleTable, run_id: int) -> TrainOutcome:
     minimum = config.promotion.min_eval_samples
     outcome = TrainOutcome(run_id, symbol, job.timeframe, REJECTED, None, False, "", data=data.info)
     if champion is not None and len(eval_ends) < minimum:
+        chosen = f", it was chosen on candles up to {iso(champion.selected_until_ts)}" if champion.selected_until_ts else ""
         why = (f"only {len(eval_ends)} evaluation samples on candles unseen by champion {champion.runner.version} "
-               f"(its training data ends {iso(champion.trained_until_ts)}); need {minimum} (promotion.min_eval_samples)")
+               f"(its training data ends {iso(champion.trained_until_ts)}{chosen}); need {minimum} "
+               "(promotion.min_eval_samples)")
         if job.promote_mode == "auto":
             lap("data")
             outcome.reason, outcome.durations = why, job.durations
@@ -333,17 +346,23 @@ def _run(job: _Job, store: CandleTable, run_id: int) -> TrainOutcome:
             challenger = ModelRunner.load(staging.path)
         except ModelRejected as exc:
             return _rejected(outcome, job, f"exported model refused at load: {exc.reason}")
-        metrics = job.evaluate(data, eval_ends, challenger, scaled, champion)
-        decision = ev.decide(metrics["challenger"], metrics["champion"], metrics["baseline"],
-                             mode=job.promote_mode,  # type: ignore[arg-type]
-                             min_improvement=config.promotion.min_improvement,
-                             require_significance=config.promotion.require_significance,
-                             significance_level=config.promotion.significance_level)
+        metrics, correct = job.evaluate(data, eval_ends, challenger, scaled, champion,
+                                        ds.labels(data.close, split.train, job.model.horizon))
+        attempt = 1 + (runs.tries_against(config.store_exchange, symbol, job.timeframe, champion.runner.version)
+                       if champion is not None else 0)
+        decision = ev.decide(
+            {**metrics["challenger"], "correct": correct["challenger"]},
+            {**metrics["champion"], "correct": correct["champion"]} if champion is not None else None,
+            {name: {**baseline, "correct": correct[name]} for name, baseline in metrics["baselines"].items()},
+            mode=job.promote_mode,  # type: ignore[arg-type]
+            rule=config.promotion.rule, min_improvement=config.promotion.min_improvement,
+            require_significance=config.promotion.require_significance,
+            significance_level=config.promotion.significance_level, attempt=attempt)
         pointer_now = job.registry.promoted(symbol, job.timeframe) if decision.promote else None
         if decision.promote and pointer_now != job.pointer_at_start:
             decision = _champion_moved(decision, job, pointer_now)
         meta["evaluation"] = metrics
-        meta["decision"] = {"mode": job.promote_mode, "promoted": decision.promote, "reason": decision.reason}
+        meta["decision"] = {"mode": job.promote_mode, **decision.as_dict()}
         version = staging.commit(meta)
     if decision.promote:
         try:

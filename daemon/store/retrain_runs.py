@@ -225,6 +225,13 @@ class RetrainRuns:
         ).fetchall()
         return [_row(r) for r in rows]
 
+    def tries_against(self, exchange: str, symbol: str, timeframe: str, champion: str) -> int:
+        """How many challengers of `champion` were refused: the promotion rule's try count (alpha spending)."""
+        return int(self.conn.execute(
+            f"SELECT COUNT(*) FROM retrain_runs WHERE {_SERIES} AND status = ?"
+            " AND json_extract(detail, '$.metrics.champion.version') = ?",
+            (exchange, symbol, timeframe, REJECTED, champion)).fetchone()[0])
+
     def summary(self, exchange: str, symbol: str, timeframe: str) -> RetrainSummary:
         """What the policy and performance need: the last finished run, the last completed one, a setback
         (the last finished run was rejected or failed) and whether a job is queued or running."""

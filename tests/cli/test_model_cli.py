@@ -23,7 +23,7 @@ def _one_line_error(result: Any, code: int, text: str) -> None:
 
 def test_train_json_then_models_lists_the_promoted_version(tmp_path: Path, write_config) -> None:
     config_path = write_config(FAST)
-    store_candles(fast_config(tmp_path / "state"), regime_series(("momentum", 3000)).candles(0, 1999))
+    store_candles(fast_config(tmp_path / "state"), regime_series(("mean_reversion", 3000)).candles(0, 1999))
     result = run_ctl("--config", str(config_path), "train", SYMBOL, "--epochs", "3", "--json", timeout=240)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

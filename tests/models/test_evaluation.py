@@ -51,13 +51,24 @@ def test_no_signal_has_no_precision() -> None:
 def test_majority_baseline_predicts_the_commoner_move() -> None:
     assert (ev.majority_probability(np.array([1, 1, 0])) == 1.0).all()
     assert (ev.majority_probability(np.array([1, 0, 0, 1])) == 0.0).all()
+    assert list(ev.majority_probability(np.array([1, 1, 0]), 5)) == [1.0] * 5  # training labels, evaluation length
+
+
+def test_persistence_repeats_the_last_move() -> None:
+    close = np.array([1.0, 2.0, 1.5, 1.5, 3.0, 2.0])
+    assert list(ev.persistence_probability(close, np.array([1, 2, 3, 4, 5]), 1)) == [1.0, 0.0, 0.0, 1.0, 0.0]
+    assert list(ev.persistence_probability(close, np.array([2, 3]), 2)) == [1.0, 0.0]  # close[t] vs close[t - 2]
 
 
 def _m(accuracy: float, p: float = 0.5, version: str = "") -> dict[str, object]:
     return {"accuracy": accuracy, "mcnemar_p": p, "version": version}
 
 
-RULE = {"min_improvement": 0.0, "require_significance": False, "significance_level": 0.05}
+RULE = {"rule": "guide", "min_improvement": 0.0, "require_significance": False, "significance_level": 0.05}
+
+
+def _b(accuracy: float, p: float = 0.5) -> dict[str, dict[str, object]]:
+    return {"majority_of_training": _m(accuracy, p)}
 
 
 @pytest.mark.parametrize("new,old,base,rule,promote", [
@@ -72,22 +83,22 @@ RULE = {"min_improvement": 0.0, "require_significance": False, "significance_lev
 ])
 def test_promotion_rule(new: float, old: float | None, base: float, rule: dict[str, object], promote: bool) -> None:
     champion = _m(old, version="v0003") if old is not None else None
-    decision = ev.decide(_m(new), champion, _m(base), mode="auto", **{**RULE, **rule})  # type: ignore[arg-type]
+    decision = ev.decide(_m(new), champion, _b(base), mode="auto", **{**RULE, **rule})  # type: ignore[arg-type]
     assert decision.promote is promote
     assert decision.reason
 
 
 def test_significance_is_checked_against_the_model_being_replaced() -> None:
-    decision = ev.decide(_m(0.6), _m(0.5, p=0.01, version="v0001"), _m(0.5, p=0.9), mode="auto",
+    decision = ev.decide(_m(0.6), _m(0.5, p=0.01, version="v0001"), _b(0.5, p=0.9), mode="auto",
                          **{**RULE, "require_significance": True})  # type: ignore[arg-type]
     assert decision.promote
-    decision = ev.decide(_m(0.6), None, _m(0.5, p=0.2), mode="auto",
+    decision = ev.decide(_m(0.6), None, _b(0.5, p=0.2), mode="auto",
                          **{**RULE, "require_significance": True})  # type: ignore[arg-type]
     assert not decision.promote and "McNemar" in decision.reason
 
 
 def test_always_and_never_override_the_rule_and_say_so() -> None:
-    worse = ev.decide(_m(0.4), _m(0.6, version="v0001"), _m(0.5), mode="always", **RULE)  # type: ignore[arg-type]
+    worse = ev.decide(_m(0.4), _m(0.6, version="v0001"), _b(0.5), mode="always", **RULE)  # type: ignore[arg-type]
     assert worse.promote and "forced" in worse.reason and "does not beat" in worse.reason
-    better = ev.decide(_m(0.7), _m(0.6, version="v0001"), _m(0.5), mode="never", **RULE)  # type: ignore[arg-type]
+    better = ev.decide(_m(0.7), _m(0.6, version="v0001"), _b(0.5), mode="never", **RULE)  # type: ignore[arg-type]
     assert not better.promote and "disabled" in better.reason

@@ -30,10 +30,21 @@ def _meta(config, version: str) -> dict:  # type: ignore[no-untyped-def]
     return json.loads((Registry(config.models_dir).version_dir(SYMBOL, TIMEFRAME, version) / "meta.json").read_text())
 
 
-def test_a_model_trained_in_a_momentum_regime_predicts_it_and_is_promoted(
+def test_in_a_momentum_regime_persistence_is_the_bar_a_model_must_beat(tmp_path: Path) -> None:
+    """With lag-1 sign persistence ~0.67, "the next move repeats the last" is as good as the regime allows: a
+    model that learnt the regime does not beat it, and is not promoted (the hindsight majority let it pass)."""
+    config = fast_config(tmp_path / "state")
+    store_candles(config, regime_series(("momentum", 5000)).candles(0, 1999))
+    outcome = run_training(config, SYMBOL, TIMEFRAME)
+    persistence = outcome.metrics["baselines"]["persistence"]["accuracy"]
+    assert persistence > 0.6 and outcome.metrics["challenger"]["accuracy"] > 0.6
+    assert not outcome.promoted and "persistence baseline" in outcome.reason
+
+
+def test_a_model_trained_in_a_mean_reversion_regime_predicts_it_and_is_promoted(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = fast_config(tmp_path / "state")
-    candles = regime_series(("momentum", 5000)).candles(0, 1999)
+    candles = regime_series(("mean_reversion", 5000)).candles(0, 1999)
     store_candles(config, candles)
     epochs_seen: list[tuple[int, int, float]] = []
     with caplog.at_level(logging.INFO, logger="autoretrain.model"):
@@ -41,13 +52,16 @@ def test_a_model_trained_in_a_momentum_regime_predicts_it_and_is_promoted(
                                trigger="test", reason="first model", requested_market_ts=int(candles["ts"][-1]))
 
     challenger = outcome.metrics["challenger"]
-    assert challenger["accuracy"] >= 0.60, outcome.metrics  # the regime's lag-1 sign persistence is ~0.67
+    assert challenger["accuracy"] >= 0.60, outcome.metrics  # the regime's lag-1 sign reversal is ~0.67
     assert challenger["accuracy"] > outcome.metrics["baseline"]["accuracy"]
+    baselines = outcome.metrics["baselines"]  # neither baseline looks at the evaluation window's labels
+    assert baselines["persistence"]["accuracy"] < 0.40 and 0.40 < baselines["majority_of_training"]["accuracy"] < 0.60
+    assert outcome.metrics["evaluation"]["baselines"] == "majority of the training labels; persistence"
     assert outcome.promoted and outcome.status == "promoted" and outcome.version == "v0001"
     assert outcome.metrics["champion"] is None and "no champion" in outcome.reason
     assert set(outcome.durations) == {"data", "train", "export", "evaluate"}
-    for entry in ("challenger", "baseline"):
-        assert {"accuracy", "signal_precision", "pnl_pct", "samples", "mcnemar_p"} <= set(outcome.metrics[entry])
+    for entry in (outcome.metrics["challenger"], *outcome.metrics["baselines"].values()):
+        assert {"accuracy", "signal_precision", "pnl_pct", "samples", "mcnemar_p"} <= set(entry)
     assert challenger["samples"] == outcome.metrics["evaluation"]["samples"] >= 300
     assert [e[:2] for e in epochs_seen] == [(i, 6) for i in range(1, 7)]
 
@@ -58,6 +72,8 @@ def test_a_model_trained_in_a_momentum_regime_predicts_it_and_is_promoted(
     assert meta["data"]["data_hash"].startswith("sha256:") and meta["onnx"]["sha256"]
     assert meta["hyperparameters"]["hidden_size"] == 16 and meta["hyperparameters"]["seed"] == 42
     assert meta["decision"]["promoted"] and meta["parity"]["ok"] and meta["parity"]["max_abs_diff"] <= 1e-4
+    assert (meta["decision"]["rule"], meta["decision"]["alpha"], meta["decision"]["attempt"]) == ("tested", 0.05, 1)
+    assert meta["decision"]["p_value"] < 0.05
     assert {"torch", "onnxruntime", "numpy", "python"} <= set(meta["software"])
     # validation and evaluation come after training, each behind a purge gap of seq_len + horizon candles
     step, purge = HOUR_MS, 16 + 1
@@ -89,7 +105,8 @@ def test_after_a_regime_change_the_challenger_replaces_the_champion_on_unseen_ca
     series = regime_series(("momentum", 2000), ("mean_reversion", 3000))
     config = fast_config(tmp_path / "state")
     store_candles(config, series.candles(0, 1999))
-    first = run_training(config, SYMBOL, TIMEFRAME)
+    # persistence is as good as anything in momentum, so this champion is put in place by hand
+    first = run_training(config, SYMBOL, TIMEFRAME, promote="always")
     assert first.promoted
     champion_until = _meta(config, first.version)["data"]["trained_until_ts"]
 
@@ -104,17 +121,22 @@ def test_after_a_regime_change_the_challenger_replaces_the_champion_on_unseen_ca
     assert Registry(config.models_dir).pointer(SYMBOL, TIMEFRAME) | {"updated_at": None} == {
         "version": "v0002", "history": ["v0001"], "updated_at": None}
 
+    # the candles that chose v0002 never judge its challengers: without new ones there is nothing to judge on
+    refused = run_training(config, SYMBOL, TIMEFRAME, days=1500 / 24)
+    assert not refused.promoted and refused.version is None and "unseen by champion v0002" in refused.reason
+    store_candles(config, series.candles(4000, 4999))  # 1000 more candles arrive
     # a challenger that must beat the champion by more than 90 points cannot: the champion stays
     strict = fast_config(tmp_path / "state", promotion={"min_improvement": 0.9}, training={"epochs": 1})
     with caplog.at_level(logging.INFO, logger="autoretrain.model"):
         third = run_training(strict, SYMBOL, TIMEFRAME, days=1500 / 24)
     assert not third.promoted and third.status == "rejected" and third.version == "v0003"
+    assert third.metrics["evaluation"]["first_ts"] > second.metrics["evaluation"]["last_ts"]
     assert "does not beat champion v0002" in third.reason and "by more than 90.0%" in third.reason
     assert Registry(config.models_dir).promoted(SYMBOL, TIMEFRAME) == "v0002"
     assert f"Keeping existing model for {SYMBOL}" in caplog.messages
     assert any(m.startswith("New model accuracy: ") for m in caplog.messages)
     assert any(m.startswith("Old model accuracy: ") for m in caplog.messages)
-    assert [r.status for r in _runs(config)] == ["rejected", "promoted", "promoted"]
+    assert [r.status for r in _runs(config)] == ["rejected", "rejected", "promoted", "promoted"]
 
 
 def test_too_few_candles_unseen_by_the_champion_is_a_rejection_before_training(tmp_path: Path) -> None:
