@@ -133,6 +133,10 @@ class PathsConfig(_Section):
     runtime_dir: str | None = None
 
 
+Trigger = Literal["performance", "drift", "losing_money"]
+DEFAULT_TRIGGERS: tuple[Trigger, ...] = ("drift", "losing_money")  # the guide's `performance`: by choice
+
+
 class AutoTrainingConfig(_Section):
     enabled: bool = True
     min_trades_before_retrain: int = Field(50, ge=0)
@@ -143,7 +147,14 @@ class AutoTrainingConfig(_Section):
     win_rate_scope: Literal["current_model", "rolling", "cumulative"] = "current_model"
     rolling_window: int = Field(100, ge=1)
     cooldown_hours: float = Field(12.0, ge=0)
+    cooldown_max_factor: float = Field(8.0, ge=1, le=1000)
+    max_retrains_per_day: int = Field(4, ge=1, le=1000)
     train_at_start: bool = True
+    triggers: list[Trigger] = Field(default_factory=lambda: list(DEFAULT_TRIGGERS))
+    drift_shift: float = Field(0.10, gt=0, lt=0.5)
+    drift_threshold: float = Field(8.0, gt=0, le=100)
+    money_t: float = Field(-2.0, lt=0, ge=-20)
+    bench_t: float = Field(-2.5, lt=0, ge=-20)
 
     @model_validator(mode="after")
     def _window_can_judge(self) -> AutoTrainingConfig:

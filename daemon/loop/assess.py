@@ -11,7 +11,8 @@ from dataclasses import replace
 
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.timeframes import DAY_MS
-from autoretrain.daemon.signals.performance import Performance
+from autoretrain.daemon.loop.watch import ModelWatch, build_watch
+from autoretrain.daemon.signals.performance import Performance, Sample
 from autoretrain.daemon.signals.policy import PolicyInputs, RetrainDecision, decide
 from autoretrain.daemon.store.database import Database
 
@@ -23,8 +24,9 @@ def candles_for_training(db: Database, config: Config, exchange: str, symbol: st
 
 
 def policy_inputs(db: Database, config: Config, exchange: str, symbol: str, timeframe: str, *,
-                  has_model: bool) -> PolicyInputs:
-    """What `decide` reads, with indexed reads only."""
+                  has_model: bool, watch: ModelWatch | None = None) -> PolicyInputs:
+    """What `decide` reads, with indexed reads only; `watch` holds the model's own record (the loop keeps it
+    outcome by outcome; without it, it is rebuilt from the store)."""
     settings = config.auto_training
     activation = db.signals.current_activation(exchange, symbol, timeframe)
     since = activation.market_ts if activation else None
@@ -34,11 +36,17 @@ def policy_inputs(db: Database, config: Config, exchange: str, symbol: str, time
                                             limit=settings.rolling_window) \
         if settings.win_rate_scope == "rolling" else current
     retrain = db.runs.summary(exchange, symbol, timeframe)
+    if watch is None:
+        watch = build_watch(db, config, exchange, symbol, timeframe, accuracy=None)
     return PolicyInputs(
         has_model=has_model, model_signals=current.signals, scope_signals=measured.signals,
         scope_correct=measured.correct, candles=candles_for_training(db, config, exchange, symbol, timeframe),
         last_retrain_ts=retrain.last_completed_ts, model_since_ts=since, setback_status=retrain.setback_status,
         setback_ts=retrain.setback_ts, retrain_in_progress=retrain.in_progress,
+        consecutive_setbacks=retrain.consecutive_setbacks, recent_retrain_ts=retrain.recent_ts,
+        drift=watch.alarm if has_model else None, model_trades=watch.trades.sample() if has_model else Sample(),
+        vote_gain=watch.gain.sample() if has_model else Sample(),
+        benched=activation.benched if activation is not None else False,
     )
 
 

@@ -22,9 +22,11 @@ from typing import Protocol
 import numpy as np
 
 from autoretrain.daemon.foundation.config_schema import Config
+from autoretrain.daemon.foundation.timeframes import timeframe_ms
 from autoretrain.daemon.loop.assess import policy_inputs
+from autoretrain.daemon.loop.watch import ModelWatch, build_watch, expected_accuracy
 from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES
-from autoretrain.daemon.signals.policy import RetrainDecision, decide, log_line
+from autoretrain.daemon.signals.policy import DRIFT, RetrainDecision, bench_reason, decide, log_line
 from autoretrain.daemon.signals.vote import Signal, compute_signals
 from autoretrain.daemon.store.database import Database
 from autoretrain.ipc import messages
@@ -65,6 +67,8 @@ class SignalLoop:
         self.exchange = config.store_exchange
         self.timeframe = config.market.timeframe
         self._in_vote: dict[str, bool] = {}  # per symbol, from the newest activation (cached: one read)
+        self._watches: dict[str, ModelWatch] = {}
+        self.step = timeframe_ms(self.timeframe)
 
     def history_needed(self, symbol: str) -> int:
         """Candles a window must hold before the one it signals: the algorithms', or the model's if more."""
@@ -170,14 +174,26 @@ class SignalLoop:
                 symbol=symbol, timeframe=self.timeframe, signal_id=outcome.signal_id, candle_ts=outcome.candle_ts,
                 exit_ts=outcome.exit_ts, action=outcome.action, return_pct=outcome.return_pct, correct=outcome.correct,
                 pnl_pct=outcome.pnl_pct, model_correct=outcome.model_correct, model_pnl_pct=outcome.model_pnl_pct))
+        watch = self.watch(symbol)
+        for outcome in sorted(settled, key=lambda o: o.candle_ts):
+            if watch.since_ts is None or outcome.candle_ts >= watch.since_ts:
+                watch.add(model_correct=outcome.model_correct, model_pnl_pct=outcome.model_pnl_pct,
+                          pnl_pct=outcome.pnl_pct, algo_pnl_pct=outcome.algo_pnl_pct, in_vote=outcome.model_in_vote)
         if not self.config.auto_training.enabled:
             return None  # disabled: the policy would say no without reading anything
         if in_flight:
             return Decided(RetrainDecision(False, None, "a retrain is already queued or running"))
-        inputs = policy_inputs(self.db, self.config, self.exchange, symbol, self.timeframe, has_model=has_model)
+        inputs = policy_inputs(self.db, self.config, self.exchange, symbol, self.timeframe, has_model=has_model,
+                               watch=watch)
+        benched = bench_reason(inputs, self.config)
+        if benched is not None and watch.version is not None:
+            log.warning("Model %s of %s leaves the vote: %s", watch.version, symbol, benched)
+            self.activate(symbol, watch.version, market_ts + self.step, benched=True, reason=benched)
         decision = decide(inputs, market_ts, self.config)
         if not decision.retrain:
             return Decided(decision)
+        if decision.trigger == DRIFT:
+            watch.acted_on()
         run_id, queued = self.db.runs.queue(self.exchange, symbol, self.timeframe, trigger=str(decision.trigger),
                                             reason=decision.reason, requested_market_ts=market_ts)
         if queued:
@@ -192,5 +208,15 @@ class SignalLoop:
         `benched`: a new version starts a new window for performance and the policy. False when it already
         served that way."""
         self._in_vote[symbol] = not benched
+        self._watches.pop(symbol, None)  # a new window: its record is rebuilt from the store
         return self.db.signals.record_activation(self.exchange, symbol, self.timeframe, version, from_ts,
                                                  benched=benched, reason=reason)
+
+    def watch(self, symbol: str) -> ModelWatch:
+        """The serving model's own record since its window began (rebuilt once, then kept outcome by outcome)."""
+        watch = self._watches.get(symbol)
+        if watch is None:
+            runner = self.models.runner(symbol)
+            watch = self._watches[symbol] = build_watch(self.db, self.config, self.exchange, symbol, self.timeframe,
+                                                        accuracy=expected_accuracy(runner.meta) if runner else None)
+        return watch

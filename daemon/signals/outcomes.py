@@ -48,6 +48,7 @@ class Outcome:
     fee_bps: float
     model_correct: bool | None = None  # the model's direction (P(up) > 0.5 means up) happened; None: no model
     model_pnl_pct: float | None = None  # the model's own trade, net of fees; None: no model, or it held
+    model_in_vote: bool = False  # the model's vote was part of the combined signal
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "time": iso(self.candle_ts), "exit_time": iso(self.exit_ts)}

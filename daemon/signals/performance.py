@@ -155,10 +155,13 @@ class RetrainSummary:
     setback_status: str | None = None
     setback_ts: int | None = None
     in_progress: bool = False
+    consecutive_setbacks: int = 0
+    recent_ts: tuple[int, ...] = ()  # market times of the newest finished runs (the policy's daily bound)
 
     def as_dict(self) -> dict[str, Any]:
         return {"last": self.last.as_dict() if self.last else None, "last_completed": iso(self.last_completed_ts),
-                "setback": {"status": self.setback_status, "market_time": iso(self.setback_ts)}
+                "setback": {"status": self.setback_status, "market_time": iso(self.setback_ts),
+                            "in_a_row": self.consecutive_setbacks}
                 if self.setback_status else None,
                 "in_progress": self.in_progress}
 

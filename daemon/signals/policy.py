@@ -37,12 +37,15 @@ from typing import Any
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.formatting import pct
 from autoretrain.daemon.foundation.timeframes import DAY_MS, HOUR_MS, iso
-from autoretrain.daemon.signals.performance import Performance
+from autoretrain.daemon.signals.performance import Performance, Sample
 
 PERFORMANCE = "performance"
+DRIFT = "drift"
+LOSING_MONEY = "losing_money"
 FIRST_MODEL = "first_model"
 PERIODIC = "periodic"
 TRAIN_AT_START = "train_at_start"
+DAY_OF_RETRAINS_MS = 24 * HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,12 @@ class PolicyInputs:
     setback_status: str | None = None
     setback_ts: int | None = None
     retrain_in_progress: bool = False
+    consecutive_setbacks: int = 0  # rejected or failed retrains since the last promotion
+    recent_retrain_ts: tuple[int, ...] = ()  # market times of the newest finished retrains
+    drift: str | None = None  # the drift detector's alarm, in words (None: no alarm)
+    model_trades: Sample = Sample()  # the model's own trades of the current window, net PnL %
+    vote_gain: Sample = Sample()  # what the model added to the vote, per settled signal of the window
+    benched: bool = False
 
     @property
     def win_rate(self) -> float | None:
@@ -75,6 +84,9 @@ class PolicyInputs:
             last_retrain_ts=performance.retrain.last_completed_ts, model_since_ts=performance.current_since_ts,
             setback_status=performance.retrain.setback_status, setback_ts=performance.retrain.setback_ts,
             retrain_in_progress=performance.retrain.in_progress,
+            consecutive_setbacks=performance.retrain.consecutive_setbacks,
+            recent_retrain_ts=performance.retrain.recent_ts, model_trades=performance.model_current.trades,
+            vote_gain=performance.vote_gain, benched=performance.benched,
         )
 
 
@@ -114,10 +126,17 @@ def decide(inputs: PolicyInputs, market_now_ms: int, config: Config) -> RetrainD
         return _no(f"only {inputs.candles} candles stored; training needs {config.training.min_candles} "
                    "(training.min_candles)")
     if inputs.setback_ts is not None:
-        until = inputs.setback_ts + int(settings.cooldown_hours * HOUR_MS)
+        hours = cooldown_hours(inputs.consecutive_setbacks, settings.cooldown_hours, settings.cooldown_max_factor)
+        until = inputs.setback_ts + int(hours * HOUR_MS)
         if market_now_ms < until:
+            escalated = (f" ({inputs.consecutive_setbacks} setbacks in a row: {hours:g} h)"
+                         if inputs.consecutive_setbacks > 1 else "")
             return _no(f"cooldown after the {inputs.setback_status} retrain at {iso(inputs.setback_ts)}: "
-                       f"no retrain before {iso(until)} (auto_training.cooldown_hours)")
+                       f"no retrain before {iso(until)}{escalated} (auto_training.cooldown_hours)")
+    today = [ts for ts in inputs.recent_retrain_ts if market_now_ms - ts < DAY_OF_RETRAINS_MS]
+    if len(today) >= settings.max_retrains_per_day:
+        return _no(f"{len(today)} retrains in the last 24 market hours: at most {settings.max_retrains_per_day} "
+                   "(auto_training.max_retrains_per_day)")
     if settings.train_at_start and not inputs.has_model and inputs.last_retrain_ts is None:
         return RetrainDecision(True, TRAIN_AT_START, f"no model yet and {inputs.candles} candles of history: "
                                                      "training a first model now (auto_training.train_at_start)")
@@ -125,11 +144,16 @@ def decide(inputs: PolicyInputs, market_now_ms: int, config: Config) -> RetrainD
         return _no(f"only {inputs.model_signals} settled signals of the current model; "
                    f"need {settings.min_signals} (auto_training.min_signals)")
     win_rate = inputs.win_rate
-    if win_rate is not None and inputs.scope_signals >= settings.min_signals \
+    if PERFORMANCE in settings.triggers and win_rate is not None and inputs.scope_signals >= settings.min_signals \
             and win_rate < settings.min_win_rate_threshold:
         return RetrainDecision(True, PERFORMANCE, f"win rate {pct(win_rate)} over {scope_text(config)} "
                                                   f"({inputs.scope_correct}/{inputs.scope_signals}) is below "
                                                   f"{pct(settings.min_win_rate_threshold)}")
+    if DRIFT in settings.triggers and inputs.has_model and inputs.drift is not None:
+        return RetrainDecision(True, DRIFT, inputs.drift)
+    losing = losing_money(inputs.model_trades, settings.min_signals, settings.money_t)
+    if LOSING_MONEY in settings.triggers and inputs.has_model and losing is not None:
+        return RetrainDecision(True, LOSING_MONEY, losing)
     if not inputs.has_model:
         if inputs.model_signals >= settings.first_model_signals:
             return RetrainDecision(True, FIRST_MODEL, f"no model yet and {inputs.model_signals} settled signals "
@@ -151,12 +175,44 @@ def decide(inputs: PolicyInputs, market_now_ms: int, config: Config) -> RetrainD
     return _no(f"{health}; {days:.1f} of {settings.max_days_between_retrain:g} days since the last retrain")
 
 
+def cooldown_hours(setbacks: int, base: float, max_factor: float) -> float:
+    """The cooldown after `setbacks` rejected or failed retrains in a row: base, 2 x base, 4 x base, ...,
+    at most max_factor x base (a promotion starts again from base)."""
+    return base * min(max_factor, 2.0 ** max(0, setbacks - 1))
+
+
+def losing_money(trades: Sample, minimum: int, t_limit: float) -> str | None:
+    """Why the model's own trades lose money net of fees, with the sample size to say so (None: they do not,
+    or too few to tell): a mean below 0 at least `-t_limit` standard errors away from 0."""
+    if trades.n < minimum or trades.t is None or trades.mean is None or not trades.t <= t_limit:
+        return None
+    return (f"the model's own trades lose money net of fees: mean {trades.mean:+.3f}% over {trades.n} trades "
+            f"(t = {trades.t:.2f} <= {t_limit:g}) while its direction may still look right")
+
+
+def bench_reason(inputs: PolicyInputs, config: Config) -> str | None:
+    """Why the serving model should leave the vote (signals fall back to the algorithms) until a challenger
+    earns its place: the combined vote does significantly worse, net of fees, than the algorithms alone on
+    the same candles. None: it stays (or is already benched, or too few signals to say)."""
+    settings = config.auto_training
+    gain = inputs.vote_gain
+    if inputs.benched or not inputs.has_model or gain.n < settings.min_signals or gain.t is None or gain.mean is None:
+        return None
+    if not gain.t <= settings.bench_t:
+        return None
+    return (f"with the model the vote made {gain.mean:+.3f}% a signal less than the algorithms alone over "
+            f"{gain.n} signals (t = {gain.t:.2f} <= {settings.bench_t:g}): out of the vote until a challenger "
+            "is promoted")
+
+
 def log_line(decision: RetrainDecision, symbol: str) -> str | None:
     """The line to log when the decision fires (the guide's line for `performance`), else None."""
     if not decision.retrain:
         return None
     head = {
         PERFORMANCE: f"Performance degraded for {symbol}, scheduling retrain",
+        DRIFT: f"Performance degraded for {symbol}, scheduling retrain",
+        LOSING_MONEY: f"Performance degraded for {symbol}, scheduling retrain",
         FIRST_MODEL: f"Enough signals for a first model of {symbol}, scheduling retrain",
         PERIODIC: f"Periodic retrain due for {symbol}, scheduling retrain",
         TRAIN_AT_START: f"History available and no model for {symbol}, scheduling retrain",

@@ -232,15 +232,24 @@ class RetrainRuns:
             " AND json_extract(detail, '$.metrics.champion.version') = ?",
             (exchange, symbol, timeframe, REJECTED, champion)).fetchone()[0])
 
-    def summary(self, exchange: str, symbol: str, timeframe: str) -> RetrainSummary:
+    def summary(self, exchange: str, symbol: str, timeframe: str, *, recent: int = 24) -> RetrainSummary:
         """What the policy and performance need: the last finished run, the last completed one, a setback
-        (the last finished run was rejected or failed) and whether a job is queued or running."""
-        last = self.last(exchange, symbol, timeframe, (PROMOTED, REJECTED, FAILED))
-        completed = self.last(exchange, symbol, timeframe, (PROMOTED, REJECTED))
+        (the last finished run was rejected or failed) and how many in a row, the market times of the
+        newest `recent` finished runs, and whether a job is queued or running."""
+        finished = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM retrain_runs WHERE {_SERIES} AND status IN (?, ?, ?) ORDER BY id DESC LIMIT ?",
+            (exchange, symbol, timeframe, PROMOTED, REJECTED, FAILED, recent)).fetchall()
+        runs = [_row(row) for row in finished]
+        last = runs[0] if runs else None
+        completed = next((run for run in runs if run.status in (PROMOTED, REJECTED)), None)
+        if completed is None and len(runs) == recent:  # older than the newest `recent`: look it up
+            completed = self.last(exchange, symbol, timeframe, (PROMOTED, REJECTED))
         setback = last if last is not None and last.status in (REJECTED, FAILED) else None
+        in_a_row = next((i for i, run in enumerate(runs) if run.status == PROMOTED), len(runs))
         return RetrainSummary(
             last=LastRetrain(last.id, last.status, last.trigger, last.reason, last.version, last.market_ts,
                              last.finished_at) if last is not None else None,
             last_completed_ts=completed.market_ts if completed is not None else None,
             setback_status=setback.status if setback else None, setback_ts=setback.market_ts if setback else None,
-            in_progress=self.active(exchange, symbol, timeframe) is not None)
+            in_progress=self.active(exchange, symbol, timeframe) is not None, consecutive_setbacks=in_a_row,
+            recent_ts=tuple(run.market_ts for run in runs if run.market_ts is not None))

@@ -79,7 +79,8 @@ def _record(row: tuple[Any, ...], default_horizon: int = 1) -> SignalRecord:
     (exit_price, return_pct, correct, pnl, algo_correct, algo_pnl, settled_horizon, fee_bps, model_correct,
      model_pnl) = rest
     outcome = Outcome(signal_id, candle_ts, action, price, exit_ts, exit_price, return_pct, _bool(correct), pnl,
-                      _bool(algo_correct), algo_pnl, settled_horizon, fee_bps, _bool(model_correct), model_pnl)
+                      _bool(algo_correct), algo_pnl, settled_horizon, fee_bps, _bool(model_correct), model_pnl,
+                      signal.model_in_vote)
     return SignalRecord(signal, outcome)
 
 
@@ -87,7 +88,7 @@ def _record(row: tuple[Any, ...], default_horizon: int = 1) -> SignalRecord:
 # the configured one
 _DUE = """
 SELECT s.id, s.candle_ts, s.price, s.action, s.algo_action, s.model_action, s.model_probability,
-       COALESCE(s.horizon, :horizon), c.ts, c.close
+       COALESCE(s.horizon, :horizon), s.model_in_vote AND s.model_probability IS NOT NULL, c.ts, c.close
 FROM signals s
 JOIN series se ON se.exchange = s.exchange AND se.symbol = s.symbol AND se.timeframe = s.timeframe
 JOIN candles c ON c.series_id = se.id AND c.ts = s.candle_ts + COALESCE(s.horizon, :horizon) * :step
@@ -144,7 +145,7 @@ class SignalTable:
                "timeframe": timeframe}
         with transaction(self.conn):
             for (signal_id, candle_ts, entry, action, algo_action, model_action, model_probability, signal_horizon,
-                 exit_ts, exit_price) in self.conn.execute(_DUE, due).fetchall():
+                 in_vote, exit_ts, exit_price) in self.conn.execute(_DUE, due).fetchall():
                 correct, pnl = trade_result(action, entry, exit_price, fee_bps)
                 algo_correct, algo_pnl = trade_result(algo_action, entry, exit_price, fee_bps)
                 _, model_pnl = trade_result(model_action or HOLD, entry, exit_price, fee_bps)
@@ -157,8 +158,19 @@ class SignalTable:
                 if cursor.rowcount == 1:
                     settled.append(Outcome(signal_id, candle_ts, action, entry, exit_ts, exit_price, return_pct,
                                            correct, pnl, algo_correct, algo_pnl, signal_horizon, fee_bps,
-                                           model_correct, model_pnl))
+                                           model_correct, model_pnl, bool(in_vote)))
         return settled
+
+    def model_record(self, exchange: str, symbol: str, timeframe: str, *,
+                     since_ts: int | None) -> list[tuple[bool | None, float | None, float | None, float | None, bool]]:
+        """The settled signals from `since_ts` on, oldest first, as (model right, the model's own trade PnL %,
+        the vote's PnL %, the algorithms' PnL %, the model was in the vote): what `loop.watch` replays."""
+        rows = self.conn.execute(
+            f"SELECT o.model_correct, o.model_pnl_pct, o.pnl_pct, o.algo_pnl_pct, s.model_in_vote FROM signals s"
+            f" JOIN outcomes o ON o.signal_id = s.id WHERE {_SERIES} AND s.candle_ts >= ? ORDER BY s.candle_ts",
+            (exchange, symbol, timeframe, -(2**62) if since_ts is None else since_ts)).fetchall()
+        return [(_bool(right), model_pnl, pnl, algo_pnl, bool(in_vote)) for right, model_pnl, pnl, algo_pnl, in_vote
+                in rows]
 
     def last_signal_ts(self, exchange: str, symbol: str, timeframe: str) -> int | None:
         """Open time of the newest candle that has a signal (where a restarted daemon resumes)."""

@@ -17,14 +17,19 @@ from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from autoretrain.daemon.loop.assess import assess
 from autoretrain.daemon.signals.policy import (
     FIRST_MODEL,
+    DRIFT,
+    LOSING_MONEY,
     PERFORMANCE,
     PERIODIC,
     TRAIN_AT_START,
     PolicyInputs,
     RetrainDecision,
     decide,
+    bench_reason,
+    cooldown_hours,
     log_line,
 )
+from autoretrain.daemon.signals.performance import Sample
 from autoretrain.daemon.store.retrain_runs import FAILED, PROMOTED, REJECTED
 from tests.support.cli import run_ctl
 from tests.support.market_script import EX, SYM, TF, Market
@@ -32,11 +37,16 @@ from tests.support.market_script import EX, SYM, TF, Market
 HOUR = HOUR_MS
 DAY = 24 * HOUR
 NOW = 1_750_000_000_000 // HOUR * HOUR
-DEFAULTS = build_config({}, env={})
+#: the guide's win-rate trigger is one of the triggers to choose now (auto_training.triggers); these tables
+#: test the guide's rules, so they choose it
+GUIDE_TRIGGERS = ["performance", "drift", "losing_money"]
+DEFAULTS = build_config({"auto_training": {"triggers": GUIDE_TRIGGERS}}, env={})
+SHIPPED = build_config({}, env={})
 
 
 def config(**auto_training: Any) -> Config:
-    return build_config({"auto_training": auto_training}, env={}) if auto_training else DEFAULTS
+    return build_config({"auto_training": {"triggers": GUIDE_TRIGGERS, **auto_training}}, env={}) \
+        if auto_training else DEFAULTS
 
 
 def state(signals: int = 60, correct: int | None = None, **changes: Any) -> PolicyInputs:
@@ -161,7 +171,8 @@ def test_the_guides_line_where_the_win_rate_fires() -> None:
 
 def small(**auto_training: Any) -> Config:
     """Thresholds small enough for short scripted markets; 1h candles."""
-    return build_config({"training": {"min_candles": 30}, "auto_training": auto_training}, env={})
+    return build_config({"training": {"min_candles": 30},
+                         "auto_training": {"triggers": GUIDE_TRIGGERS, **auto_training}}, env={})
 
 
 def test_a_rejected_retrain_does_not_refire_before_the_cooldown(tmp_path: Path) -> None:
@@ -261,3 +272,55 @@ def test_a_rolling_window_too_small_to_judge_is_a_config_error(write_config: Cal
     assert result.stderr.strip().endswith("auto_training: rolling_window (19) must be at least min_signals (20): "
                                           "a smaller window never holds enough signals to judge")
     assert build_config({"auto_training": {"rolling_window": 20}}, env={}).auto_training.rolling_window == 20
+
+
+# -- the triggers beside the guide's, and the bounds on retrying ----------------------------------------------
+
+
+def test_the_shipped_triggers_do_not_act_on_a_low_win_rate_alone() -> None:
+    assert SHIPPED.auto_training.triggers == ["drift", "losing_money"]
+    assert not decide(state(20, 0), NOW, SHIPPED).retrain  # the guide's rule fires here; it is not on by default
+    assert decide(state(20, 0), NOW, DEFAULTS).trigger == PERFORMANCE
+
+
+def test_drift_fires_on_the_detectors_alarm_with_its_reason() -> None:
+    decision = decide(state(60, drift="the model's direction error rate has risen"), NOW, SHIPPED)
+    assert (decision.trigger, decision.reason) == (DRIFT, "the model's direction error rate has risen")
+    assert not decide(state(60, drift="alarm", has_model=False, last_retrain_ts=NOW - 5 * DAY), NOW, SHIPPED).retrain
+
+
+@pytest.mark.parametrize("trades, fires", [
+    (Sample(40, -8.0, 40 * 0.04 + 8.0**2 / 40), True),   # mean -0.2 % a trade, std 0.2: t = -6.3
+    (Sample(40, -8.0, 40 * 4.0 + 8.0**2 / 40), False),   # the same mean, std 2.0: t = -0.6, noise
+    (Sample(19, -19.0, 19 * 0.01 + 19.0**2 / 19), False),  # clearly losing, but 19 trades: too few to judge
+    (Sample(40, 8.0, 40 * 0.04 + 8.0**2 / 40), False),   # making money
+])
+def test_losing_money_needs_the_sample_size_to_say_so(trades: Sample, fires: bool) -> None:
+    decision = decide(state(60, 40, model_trades=trades), NOW, SHIPPED)  # 67 % right: the win rate looks fine
+    assert (decision.trigger == LOSING_MONEY) is fires
+    if fires:
+        assert "lose money net of fees" in decision.reason and "40 trades" in decision.reason
+
+
+@pytest.mark.parametrize("setbacks, hours", [(1, 12), (2, 24), (3, 48), (4, 96), (5, 96), (9, 96)])
+def test_cooldowns_escalate_after_setbacks_in_a_row(setbacks: int, hours: float) -> None:
+    assert cooldown_hours(setbacks, 12, 8) == hours
+    drifting = state(60, drift="alarm", setback_status=REJECTED, setback_ts=NOW, consecutive_setbacks=setbacks)
+    assert not decide(drifting, NOW + int(hours * HOUR) - 1, SHIPPED).retrain
+    assert decide(drifting, NOW + int(hours * HOUR), SHIPPED).trigger == DRIFT
+
+
+def test_retries_are_bounded_per_market_day() -> None:
+    four = tuple(NOW - i * 5 * HOUR for i in range(4))  # four retrains in the last 20 market hours
+    assert "4 retrains in the last 24 market hours" in decide(state(60, drift="alarm", recent_retrain_ts=four),
+                                                              NOW, SHIPPED).reason
+    assert decide(state(60, drift="alarm", recent_retrain_ts=four), NOW + 10 * HOUR, SHIPPED).trigger == DRIFT
+
+
+def test_a_model_that_makes_the_vote_worse_than_the_algorithms_alone_is_benched() -> None:
+    worse = Sample(100, -10.0, 100 * 0.0025 + 10.0**2 / 100)  # -0.1 % a signal, std 0.05: t = -20
+    reason = bench_reason(state(60, vote_gain=worse), SHIPPED)
+    assert reason is not None and "less than the algorithms alone over 100 signals" in reason
+    assert bench_reason(state(60, vote_gain=worse, benched=True), SHIPPED) is None  # already out
+    assert bench_reason(state(60, vote_gain=Sample(10, -1.0, 0.11)), SHIPPED) is None  # too few signals
+    assert bench_reason(state(60, vote_gain=Sample(100, -1.0, 100.0)), SHIPPED) is None  # noise
