@@ -11,8 +11,9 @@ and after a regime switch; `tests/signals/test_drift.py` holds the defaults to i
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from autoretrain.daemon.foundation.config_schema import AutoTrainingConfig
 from autoretrain.daemon.signals.drift import ErrorCusum
-from autoretrain.daemon.signals.trigger_simulation import (DriftTrigger, WinRateTrigger, detection_delay,
-                                                            false_alarms_per_1000)
+from autoretrain.daemon.signals.trigger_simulation import DriftTrigger, WinRateTrigger, detection_delay, false_alarms_per_1000
 
 BEFORE, AFTER = 0.64, 0.36
 DEFAULTS = AutoTrainingConfig()

@@ -15,21 +15,21 @@ from autoretrain.daemon.foundation.config import build_config
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from autoretrain.daemon.loop.assess import assess
+from autoretrain.daemon.signals.performance import Sample
 from autoretrain.daemon.signals.policy import (
-    FIRST_MODEL,
     DRIFT,
+    FIRST_MODEL,
     LOSING_MONEY,
     PERFORMANCE,
     PERIODIC,
     TRAIN_AT_START,
     PolicyInputs,
     RetrainDecision,
-    decide,
     bench_reason,
     cooldown_hours,
+    decide,
     log_line,
 )
-from autoretrain.daemon.signals.performance import Sample
 from autoretrain.daemon.store.retrain_runs import FAILED, PROMOTED, REJECTED
 from tests.support.cli import run_ctl
 from tests.support.market_script import EX, SYM, TF, Market
