@@ -85,9 +85,16 @@ def status_text(status: dict[str, Any]) -> str:
         lines.append(f"{s['symbol']} {s['timeframe']}: price {price} | "
                      f"candles {s['candles']} (last {s['last_candle'] or '-'}) | model {s['model_version'] or 'none'}"
                      f" (promoted {s['promoted_version'] or 'none'})")
-        lines.append(f"  signals {s['signals']} (PnL {signed_pct(s['pnl_pct'])} since start) | win rate "
-                     f"{pct(s['win_rate'], '-')} over {s['win_rate_scope']} | "
-                     f"needs retrain: {'yes' if s['needs_retrain'] else 'no'} ({s['retrain_reason']})")
+        lines.append(f"  combined signal: {s['signals']} settled trades (PnL {signed_pct(s['pnl_pct'])} net of fees since "
+                     f"start) | win rate {pct(s['win_rate'], '-')} over {s['win_rate_scope']}")
+        record = s.get("model_record")
+        if record:
+            trades = record["trades"]
+            lines.append(f"  model {record['version']}'s own record{' (benched: out of the vote)' if record['benched'] else ''}: "
+                         f"direction {pct(record['direction_accuracy'], '-')} over {record['predictions']} predictions "
+                         f"(its evaluation: {pct(record['evaluation_accuracy'], '-')}) | own trades {trades}, PnL "
+                         f"{signed_pct(record['trade_pnl_total_pct'] if trades else None)} net of fees")
+        lines.append(f"  needs retrain: {'yes' if s['needs_retrain'] else 'no'} ({s['retrain_reason']})")
         last = s.get("last_retrain")
         lines.append(f"  last retrain: {last['status']} {last.get('version') or ''} at market time "
                      f"{last.get('market_time') or '-'} ({last.get('trigger')})" if last else "  last retrain: never")

@@ -80,6 +80,16 @@ def _performance_text(perf: Performance, decision: RetrainDecision, promoted: st
     for name, stats in perf.by_version.items():
         lines.append(_row(f"  {name}", stats))
     lines.append(_row("algorithms' own vote", perf.algorithms, "  (baseline)"))
+    lines.append("the model's own record (its direction on every candle it predicted; its own trades net of fees):")
+    for name, record in [("since it serves", perf.model_current), *perf.model_by_version.items()]:
+        trades = record.trades
+        lines.append(f"  {name:<24} direction {pct(record.accuracy):>6} over {record.predictions} predictions; "
+                     f"{trades.n} own trades, PnL {signed_pct(trades.total if trades.n else None)}"
+                     + (f" (t {trades.t:.2f})" if trades.t is not None else ""))
+    gain = perf.vote_gain
+    if gain.n:
+        lines.append(f"  the model's gain to the vote: {gain.mean:+.3f}% a signal over {gain.n} signals"
+                     + (f" (t {gain.t:.2f})" if gain.t is not None else "") + ("; benched" if perf.benched else ""))
     last = perf.retrain.last
     if last is None:
         lines.append("last retrain: never")

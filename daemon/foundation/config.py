@@ -64,6 +64,13 @@ def _cross_checks(config: Config) -> tuple[str, str] | None:
         return "training.days", (f"{config.training.days:g} days hold at most {most} {config.market.timeframe} "
                                   f"candles, fewer than training.min_candles ({config.training.min_candles}): "
                                   "no retrain could ever succeed")
+    promotion, model = config.promotion, config.model
+    windows = promotion.eval_candles - (model.seq_len + model.horizon) + 1
+    if windows < promotion.min_eval_samples:
+        return "promotion.eval_candles", (f"{promotion.eval_candles} evaluation candles hold at most {max(0, windows)} "
+                                          f"windows of seq_len + horizon ({model.seq_len} + {model.horizon}) candles, "
+                                          f"fewer than promotion.min_eval_samples ({promotion.min_eval_samples}): "
+                                          "no challenger could ever be judged")
     return None
 
 

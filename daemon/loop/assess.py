@@ -51,8 +51,10 @@ def policy_inputs(db: Database, config: Config, exchange: str, symbol: str, time
 
 
 def assess(db: Database, config: Config, exchange: str, symbol: str, timeframe: str, *,
-           has_model: bool, market_now_ms: int | None = None) -> tuple[Performance, RetrainDecision]:
-    """Performance from the store and the policy's decision on it.
+           has_model: bool, market_now_ms: int | None = None,
+           accuracy: float | None = None) -> tuple[Performance, RetrainDecision]:
+    """Performance from the store and the policy's decision on it, with the drift detector rebuilt from the
+    store as inference keeps it (`accuracy`: what the serving model's evaluation measured).
 
     `market_now_ms` defaults to the open time of the newest stored candle of the series.
     """
@@ -60,7 +62,9 @@ def assess(db: Database, config: Config, exchange: str, symbol: str, timeframe: 
                                       current_window=config.auto_training.rolling_window)
     if market_now_ms is None:
         market_now_ms = performance.last_candle_ts if performance.last_candle_ts is not None else 0
-    inputs = replace(  # the performance already read holds everything but the training window
+    watch = build_watch(db, config, exchange, symbol, timeframe, accuracy=accuracy) if has_model else None
+    inputs = replace(  # the performance already read holds everything but the training window and the detector
         PolicyInputs.from_performance(performance, has_model=has_model, scope=config.auto_training.win_rate_scope),
-        candles=candles_for_training(db, config, exchange, symbol, timeframe))
+        candles=candles_for_training(db, config, exchange, symbol, timeframe),
+        drift=watch.alarm if watch is not None else None)
     return performance, decide(inputs, market_now_ms, config)

@@ -14,6 +14,7 @@ from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.formatting import pct
 from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.loop.assess import assess
+from autoretrain.daemon.loop.watch import expected_accuracy
 from autoretrain.daemon.signals.policy import PolicyInputs, scope_text
 from autoretrain.daemon.store.database import Database
 from autoretrain.models.registry import Registry, RegistryError
@@ -38,6 +39,7 @@ class SymbolState:
     training: dict[str, Any]
     performance: dict[str, Any]
     win_rate_scope: str = ""
+    model_record: dict[str, Any] | None = None  # the serving model's own record in its current window
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,7 +47,9 @@ class SymbolState:
             "last_candle": iso(self.last_candle_ts), "price": self.price,
             "promoted_version": self.promoted_version, "model_version": self.model_version,
             "signals": self.signals, "win_rate": self.win_rate, "win_rate_scope": self.win_rate_scope,
-            "pnl_pct": self.pnl_pct,
+            "win_rate_record": "the combined signal's settled trades (direction right / trades)",
+            "pnl_pct": self.pnl_pct, "pnl_record": "the combined signal's settled trades, net of fees, since the start",
+            "model_record": self.model_record,
             "needs_retrain": self.needs_retrain, "retrain_reason": self.retrain_reason,
             "retrain_trigger": self.retrain_trigger, "last_retrain": self.last_retrain,
             "training": self.training, "performance": self.performance,
@@ -58,6 +62,10 @@ class SymbolState:
         last = (self.last_retrain or {}).get("market_time") or "never"
         line = (f"Heartbeat | {self.symbol} | Price: {price} | Candles: {self.candles} | Signals: {self.signals} | "
                 f"Win Rate: {win} | Needs Retrain: {self.needs_retrain} | Last Retrain: {last}")
+        record = self.model_record
+        if record and record.get("version"):
+            line += (f" | Model {record['version']}: direction {pct(record['direction_accuracy'])} over "
+                     f"{record['predictions']} predictions{' (benched)' if record.get('benched') else ''}")
         if self.training.get("in_progress"):
             line += f" | training in progress (epoch {self.training.get('epoch')}/{self.training.get('epochs') or '?'})"
         return line
@@ -73,7 +81,12 @@ def read_symbol_state(config: Config, db: Database, registry: Registry, symbol: 
     except RegistryError:
         promoted = None
     latest = db.candles.latest(exchange, symbol, timeframe, 1)
-    performance, decision = assess(db, config, exchange, symbol, timeframe, has_model=promoted is not None)
+    accuracy = None
+    if promoted is not None:
+        meta = next((info.meta for info in registry.versions(symbol, timeframe) if info.version == promoted), None)
+        accuracy = expected_accuracy(meta)
+    performance, decision = assess(db, config, exchange, symbol, timeframe, has_model=promoted is not None,
+                                   accuracy=accuracy)
     since_start = performance.since_start
     measured = PolicyInputs.from_performance(performance, has_model=promoted is not None,
                                              scope=config.auto_training.win_rate_scope)
@@ -92,4 +105,8 @@ def read_symbol_state(config: Config, db: Database, registry: Registry, symbol: 
                   "queued_or_running": performance.retrain.in_progress},
         win_rate_scope=scope_text(config, "settled "),
         performance=performance.as_dict(),
+        model_record={"version": performance.current_version, "record": "the model's own predictions, in the vote "
+                      "or not, since it started serving", **performance.model_current.as_dict(),
+                      "evaluation_accuracy": accuracy, "benched": performance.benched}
+        if performance.current_version else None,
     )

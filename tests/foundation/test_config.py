@@ -90,6 +90,9 @@ def test_config_env_variable_is_used_and_must_exist(tmp_path: Path, monkeypatch:
         ("market:\n  exchange_params: {timeout: abc}\n", "market.exchange_params", "timeout must be int or float"),
         ("market:\n  exchange_params: {enableRateLimit: 1}\n", "market.exchange_params", "must be bool"),
         ("market:\n  timeframe: 1d\n", "training.days", "fewer than training.min_candles (1000)"),
+        ("promotion:\n  eval_candles: 120\n", "promotion.eval_candles",
+         "hold at most 88 windows of seq_len + horizon (32 + 1) candles, fewer than promotion.min_eval_samples (100)"),
+        ("auto_training:\n  triggers: [hunch]\n", "auto_training.triggers[0]", "'performance', 'drift' or 'losing_money'"),
     ],
 )
 def test_invalid_values_name_the_key_path(tmp_path: Path, text: str, key: str, problem: str) -> None:
