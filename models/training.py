@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,14 +90,33 @@ def _evaluate(network: DirectionLSTM, x: torch.Tensor, y: torch.Tensor, loss_fn:
     return total_loss / len(x), correct / len(x)
 
 
+def save_weights(network: DirectionLSTM, path: Path) -> None:
+    """The network's weights as a .npz of its state dict: what a later warm start begins from."""
+    with open(path, "wb") as handle:
+        np.savez(handle, **{name: value.detach().cpu().numpy() for name, value in network.state_dict().items()})
+
+
+def load_weights(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
 def train_network(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, *,
                   model: NetworkShape, training: FitSettings, progress: ProgressCallback | None = None,
-                  should_stop: StopCheck | None = None) -> TrainResult:
-    """Train from a seeded initialisation; keep the epoch with the best validation accuracy."""
+                  should_stop: StopCheck | None = None,
+                  start_from: Mapping[str, np.ndarray] | None = None) -> TrainResult:
+    """Train from a seeded initialisation, or fine-tune from `start_from` (a warm start: the champion's
+    weights); keep the epoch with the best validation accuracy."""
     torch.set_num_threads(training.threads)
     torch.manual_seed(training.seed)
     device = pick_device(training.device)
-    network = DirectionLSTM(x_train.shape[2], model.hidden_size, model.num_layers, model.dropout).to(device)
+    network = DirectionLSTM(x_train.shape[2], model.hidden_size, model.num_layers, model.dropout)
+    if start_from is not None:
+        try:
+            network.load_state_dict({name: torch.from_numpy(np.asarray(value)) for name, value in start_from.items()})
+        except (RuntimeError, KeyError) as exc:  # another shape: a warm start needs the same network
+            raise ValueError(f"the weights do not fit this network: {str(exc).splitlines()[0]}") from None
+    network = network.to(device)
     optimiser = torch.optim.Adam(network.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
     xt, yt = torch.from_numpy(x_train).to(device), torch.from_numpy(y_train).to(device)

@@ -14,8 +14,9 @@ with no fee. Equity compounds these returns from 1.
 - exposure: the share of candles in a position.
 
 Uncertainty: a Wilson score interval for the accuracy (a binomial proportion), and a moving-block
-bootstrap over candles for the difference in compounded return between two variants on the same candles
-(blocks keep the serial dependence of returns; the block length is reported).
+bootstrap over candles for the difference in PnL (the sum of per-candle returns, in %: additive, so it
+still compares two variants that both lost everything compounded) between two variants on the same
+candles (blocks keep the serial dependence of returns; the block length is reported).
 """
 
 from __future__ import annotations
@@ -67,12 +68,13 @@ def block_length(candles: int) -> int:
 
 def bootstrap_difference(first: np.ndarray, second: np.ndarray, *, block: int, resamples: int,
                          seed: int) -> tuple[float, float, float]:
-    """(difference of compounded returns, 2.5 % and 97.5 % quantiles) of `first` minus `second`, resampling the
+    """(difference of summed returns, 2.5 % and 97.5 % quantiles) of `first` minus `second`, resampling the
     same blocks of candles for both (a paired moving-block bootstrap)."""
     if len(first) != len(second):
         raise ValueError("the two return series must cover the same candles")
     n = len(first)
-    estimate = compounded(first) - compounded(second)
+    difference = np.asarray(first) - np.asarray(second)
+    estimate = float(difference.sum())
     if n == 0:
         return estimate, estimate, estimate
     rng = np.random.default_rng(seed)
@@ -80,8 +82,7 @@ def bootstrap_difference(first: np.ndarray, second: np.ndarray, *, block: int, r
     starts = rng.integers(0, max(1, n - block + 1), size=(resamples, blocks))
     index = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(resamples, -1)[:, :n]
     index = np.minimum(index, n - 1)
-    differences = np.prod(1.0 + first[index], axis=1) - np.prod(1.0 + second[index], axis=1)
-    low, high = np.quantile(differences, [0.025, 0.975])
+    low, high = np.quantile(difference[index].sum(axis=1), [0.025, 0.975])
     return estimate, float(low), float(high)
 
 

@@ -25,7 +25,8 @@ DEFINITIONS = {
     "max_drawdown_pct": "largest fall of compounded equity from a previous peak",
     "sharpe": "annualised mean / standard deviation of per-candle returns (risk-free rate 0)",
     "exposure": "share of candles in a position",
-    "vs_static": "compounded return minus static's on the same candles; ci95: paired moving-block bootstrap",
+    "vs_static": "PnL (sum of per-candle returns, %) minus static's on the same candles; ci95: paired "
+                 "moving-block bootstrap over candles",
 }
 
 
@@ -59,8 +60,7 @@ def build_report(runs: list[VariantRun], returns: dict[str, np.ndarray], *, data
     for name, report in variants.items():
         estimate, low, high = bootstrap_difference(returns[name], returns["static"], block=block,
                                                    resamples=resamples, seed=seed)
-        report["vs_static"] = {"compounded_return_difference_pct": 100 * estimate,
-                               "ci95_pct": [100 * low, 100 * high]}
+        report["vs_static"] = {"pnl_difference_pct": 100 * estimate, "ci95_pct": [100 * low, 100 * high]}
     return {"data": data, "settings": {**settings, "block_length_candles": block, "bootstrap_resamples": resamples,
                                        "seed": seed},
             "definitions": DEFINITIONS, "variants": variants}
@@ -75,7 +75,7 @@ def table(report: dict[str, Any]) -> str:
         ci = v["direction_accuracy_ci95"]
         accuracy = f"{pct(v['direction_accuracy'])} [{pct(ci[0])}, {pct(ci[1])}]" if ci else "-"
         diff = v["vs_static"]
-        versus = "-" if name == "static" else (f"{signed_pct(diff['compounded_return_difference_pct'], 1)} "
+        versus = "-" if name == "static" else (f"{signed_pct(diff['pnl_difference_pct'], 1)} "
                                               f"[{signed_pct(diff['ci95_pct'][0], 1)}, {signed_pct(diff['ci95_pct'][1], 1)}]")
         retrains = sum(v["retrains"]["fired_by_trigger"].values())
         sharpe = "-" if v["sharpe"] is None else f"{v['sharpe']:.2f}"
