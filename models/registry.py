@@ -302,6 +302,7 @@ def _version_row(info: VersionInfo) -> dict[str, Any]:
         "error": info.error, "feature_set_version": meta.get("feature_set_version"),
         "seq_len": meta.get("seq_len"), "horizon": meta.get("horizon"),
         "trained_until": (meta.get("data") or {}).get("trained_until"),
+        "made_by": {key: (meta.get("training") or {}).get(key) for key in ("kind", "warm_start_from")},
         "metrics": {k: evaluation.get(k) for k in ("challenger", "champion", "baseline")},
         "decision": meta.get("decision"), "sha256": (meta.get("onnx") or {}).get("sha256"),
     }

@@ -8,10 +8,12 @@ abort a job promptly, and returns the weights of the best validation epoch.
 from __future__ import annotations
 
 import copy
+import io
 import logging
+import zipfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -90,15 +92,22 @@ def _evaluate(network: DirectionLSTM, x: torch.Tensor, y: torch.Tensor, loss_fn:
     return total_loss / len(x), correct / len(x)
 
 
+WEIGHTS_FILE = "weights.npz"
+
+
 def save_weights(network: DirectionLSTM, path: Path) -> None:
     """The network's weights as a .npz of its state dict: what a later warm start begins from."""
     with open(path, "wb") as handle:
         np.savez(handle, **{name: value.detach().cpu().numpy() for name, value in network.state_dict().items()})
 
 
-def load_weights(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as stored:
-        return {name: stored[name] for name in stored.files}
+def load_weights(data: bytes) -> dict[str, np.ndarray]:
+    """The state dict `save_weights` wrote; raises ValueError for anything else."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"not a weights file: {exc}") from None
 
 
 def train_network(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, *,

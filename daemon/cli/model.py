@@ -94,12 +94,15 @@ def _models_text(payload: dict[str, Any]) -> str:
     if not rows:
         return f"{symbol} {timeframe}: no model versions in {payload['series_dir']}"
     lines = [f"{symbol} {timeframe}: {len(rows)} versions, promoted: {payload['promoted'] or 'none'}",
-             f"  {'version':<9} {'created':<21} {'accuracy':>8} {'champion':>8} {'baseline':>8}  decision"]
+             f"  {'version':<9} {'created':<21} {'made by':<16} {'accuracy':>8} {'champion':>8} {'baseline':>8}  decision"]
     for row in rows:
         metrics = row["metrics"]
         accuracy = {k: (metrics.get(k) or {}).get("accuracy") for k in ("challenger", "champion", "baseline")}
         decision = (row["decision"] or {}).get("reason") or row["error"] or ""
-        lines.append(f"{'*' if row['promoted'] else ' '} {row['version']:<9} {row['created_at'] or '-':<21} "
+        made = row.get("made_by") or {}
+        made_by = f"fine-tuned {made['warm_start_from']}" if made.get("warm_start_from") else \
+            {"full": "full retrain"}.get(made.get("kind") or "", "-")
+        lines.append(f"{'*' if row['promoted'] else ' '} {row['version']:<9} {row['created_at'] or '-':<21} {made_by:<16} "
                      f"{pct(accuracy['challenger']):>8} {pct(accuracy['champion']):>8} "
                      f"{pct(accuracy['baseline']):>8}  {decision}")
     return "\n".join(lines)

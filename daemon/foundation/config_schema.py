@@ -185,6 +185,9 @@ class TrainingConfig(_Section):
     threads: int = Field(2, ge=1, le=256)
     nice: int = Field(10, ge=0, le=19)
     seed: int = 42
+    warm_start: bool = True
+    warm_start_epochs: int = Field(10, ge=1, le=10_000)
+    warm_start_candles: int = Field(2000, ge=100)
 
 
 class PromotionConfig(_Section):

@@ -10,6 +10,7 @@ the run recorded in `retrain_runs`. `autoretrainctl train` and the daemon's trai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -20,9 +21,10 @@ import numpy as np
 
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import DataError, UsageError
-from autoretrain.daemon.foundation.formatting import pct
 from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.processes.retrain_data import TrainingData, base_meta, load_training_data
+from autoretrain.daemon.processes.retrain_evaluation import evaluate, log_decision
+from autoretrain.daemon.processes.warm_start import FULL, Candidate, champion_weights, fine_tune, fit_settings, network_shape
 from autoretrain.daemon.store.candles import CandleTable
 from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.store.retrain_runs import ABORTED, FAILED, PROMOTED, REJECTED, RetrainRuns
@@ -33,14 +35,7 @@ from autoretrain.models.export import ParityReport, check_parity, export_onnx
 from autoretrain.models.features import N_FEATURES
 from autoretrain.models.registry import Registry, Staging
 from autoretrain.models.runtime import MODEL_FILE, PARITY_FILE, ModelRunner, sha256_bytes
-from autoretrain.models.training import (
-    FitSettings,
-    NetworkShape,
-    ProgressCallback,
-    StopCheck,
-    TrainResult,
-    train_network,
-)
+from autoretrain.models.training import WEIGHTS_FILE, ProgressCallback, StopCheck, save_weights, train_network
 
 log = logging.getLogger("autoretrain.model")
 PARITY_SAMPLES = 64
@@ -157,7 +152,7 @@ class _Job:
                             f"hold-out; need {MIN_TRAIN_SAMPLES} and {MIN_VALIDATION_SAMPLES} (more training.days?)")
         return split
 
-    def fit(self, data: TrainingData, split: ds.Split) -> tuple[ds.Normaliser, np.ndarray, TrainResult]:
+    def fit(self, data: TrainingData, split: ds.Split) -> Candidate:
         first_row = int(split.train[0]) - self.model.seq_len + 1
         normaliser = ds.Normaliser.fit(data.features[first_row:int(split.train[-1]) + 1])
         scaled = normaliser.apply(data.features)
@@ -166,19 +161,32 @@ class _Job:
         result = train_network(
             ds.windows(scaled, split.train, seq), ds.labels(data.close, split.train, horizon),
             ds.windows(scaled, split.validation, seq), ds.labels(data.close, split.validation, horizon),
-            model=NetworkShape(self.model.hidden_size, self.model.num_layers, self.model.dropout),
-            training=FitSettings(**self.training.model_dump(include=set(FitSettings.__dataclass_fields__))),
+            model=network_shape(self.config), training=fit_settings(self.config, epochs=self.training.epochs),
             progress=self.progress, should_stop=self.should_stop,
         )
-        return normaliser, scaled, result
+        return Candidate(FULL, normaliser, scaled, result, split)
 
-    def export(self, staging: Staging, result: TrainResult, scaled: np.ndarray,
+    def warm_start(self, data: TrainingData, split: ds.Split, champion: _Champion | None) -> Candidate | None:
+        """The champion fine-tuned on the newest candles, when `training.warm_start` and the champion allow it."""
+        if not self.training.warm_start or champion is None:
+            return None
+        weights, why_not = champion_weights(self.config, champion.runner)
+        if weights is None:
+            log.info("No warm start: %s", why_not)
+            return None
+        return fine_tune(self.config, data, split, champion.runner, weights, progress=self.progress,
+                         should_stop=self.should_stop)
+
+    def export(self, staging: Staging, candidate: Candidate,
                samples_from: np.ndarray) -> tuple[ParityReport, dict[str, Any]]:
-        """model.onnx + parity.npz into the staging folder; returns the check and the meta.json parts about them."""
-        onnx_bytes = export_onnx(result.network, self.model.seq_len, N_FEATURES)
+        """model.onnx, parity.npz and weights.npz into the staging folder; returns the check and the meta.json
+        parts about them."""
+        network = candidate.result.network
+        onnx_bytes = export_onnx(network, self.model.seq_len, N_FEATURES)
         (staging.path / MODEL_FILE).write_bytes(onnx_bytes)
+        save_weights(network, staging.path / WEIGHTS_FILE)
         picks = samples_from[np.linspace(0, len(samples_from) - 1, min(PARITY_SAMPLES, len(samples_from))).astype(int)]
-        parity = check_parity(result.network, onnx_bytes, ds.windows(scaled, picks, self.model.seq_len),
+        parity = check_parity(network, onnx_bytes, ds.windows(candidate.scaled, picks, self.model.seq_len),
                               self.config.promotion.parity_tolerance, save_to=staging.path)
         log.info("%s", parity.describe())
         return parity, {
@@ -187,64 +195,9 @@ class _Job:
                      "output": {"name": "probability", "shape": ["batch"]},
                      "exporter": "torch.onnx.export(dynamo=True), its graph reused per shape"},
             "parity": {**parity.as_dict(), "file": PARITY_FILE},
+            "weights": {"file": WEIGHTS_FILE, "sha256": sha256_bytes((staging.path / WEIGHTS_FILE).read_bytes()),
+                        "format": "numpy .npz of the torch state dict (for warm starts)"},
         }
-
-    # -- evaluation ------------------------------------------------------------------------------------
-
-    def evaluate(self, data: TrainingData, ends: np.ndarray, challenger: ModelRunner, scaled: np.ndarray,
-                 champion: _Champion | None, train_labels: np.ndarray) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(metrics for meta.json, each model's correct-per-sample flags for the paired tests): challenger,
-        champion and the two baselines a model could really use, all on the same evaluation samples."""
-        label = ds.labels(data.close, ends, self.model.horizon)
-        future = ds.future_returns(data.close, ends, self.model.horizon)
-        signals = self.config.signals
-
-        def run(probability: np.ndarray) -> ev.Scores:
-            return ev.score(probability, label, future, threshold=signals.confidence_threshold, fee_bps=signals.fee_bps)
-
-        new = run(challenger.probabilities(data.candles, ends, scaled))
-        correct = {"challenger": new.correct}
-        majority = ev.majority_probability(train_labels, len(ends))
-        persistence = ev.persistence_probability(data.close, ends, self.model.horizon)
-        baselines: dict[str, Any] = {}
-        for name, probability, how in (
-                ("majority_of_training", majority, f"the training labels' majority: always {'up' if majority[:1].sum() else 'down'}"),
-                ("persistence", persistence, "the next move repeats the last one")):
-            scores = run(probability)
-            correct[name] = scores.correct
-            baselines[name] = {**scores.as_dict(), "predicts": how,
-                               "mcnemar_p": ev.mcnemar_exact(new.correct, scores.correct)["p_value"]}
-        metrics: dict[str, Any] = {"baselines": baselines, "champion": None,
-                                   "baseline": max(baselines.values(), key=lambda b: b["accuracy"] or 0.0)}
-        reference = metrics["baseline"]["mcnemar_p"]
-        if champion is not None:
-            # same feature set (ModelRunner.load refuses any other): only the champion's own scaling differs
-            scaled_for_champion = champion.runner.normaliser.apply(data.features)
-            old = run(champion.runner.probabilities(data.candles, ends, scaled_for_champion))
-            correct["champion"] = old.correct
-            vs_old = ev.mcnemar_exact(new.correct, old.correct)
-            metrics["champion"] = {**old.as_dict(), "version": champion.runner.version, "mcnemar_p": vs_old["p_value"],
-                                   "mcnemar": vs_old}
-            reference = vs_old["p_value"]
-        metrics["challenger"] = {**new.as_dict(), "mcnemar_p": reference}
-        first, last = data.ts(int(ends[0]) - self.model.seq_len + 1), data.ts(int(ends[-1]) + self.model.horizon)
-        metrics["evaluation"] = {"samples": int(len(ends)), "first_ts": first, "last_ts": last, "first": iso(first),
-                                 "last": iso(last), "baselines": "majority of the training labels; persistence"}
-        return metrics, correct
-
-
-def _log_decision(symbol: str, metrics: dict[str, Any], promoted: bool, reason: str, version: str | None) -> None:
-    log.info("New model accuracy: %s", pct(metrics["challenger"]["accuracy"]))
-    if metrics.get("champion"):
-        log.info("Old model accuracy: %s", pct(metrics["champion"]["accuracy"]))
-    log.info("Baseline accuracy: %s", pct(metrics["baseline"]["accuracy"]))
-    log.info("Decision for %s %s: %s", symbol, version, reason)
-    if promoted:
-        log.info("New model saved for %s (accuracy: %s)", symbol, pct(metrics["challenger"]["accuracy"]))
-    elif metrics.get("champion"):
-        log.info("Keeping existing model for %s", symbol)
-    else:
-        log.info("No model promoted for %s (candidate %s kept unpromoted)", symbol, version)
 
 
 def run_training(config: Config, symbol: str, timeframe: str | None = None, *, epochs: int | None = None,
@@ -324,30 +277,44 @@ def _run(job: _Job, store: CandleTable, runs: RetrainRuns, run_id: int) -> Train
     split = job.split(data, eval_start)
     lap("data")
 
-    normaliser, scaled, result = job.fit(data, split)
+    candidates = [job.fit(data, split)]
+    warm = job.warm_start(data, split, champion)
+    if warm is not None:
+        candidates.append(warm)
     lap("train")
-    outcome.training = {
-        "epochs": job.training.epochs, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early, "validation_accuracy": result.best_val_accuracy, "device": result.device,
-        "train_samples": int(len(split.train)), "validation_samples": int(len(split.validation)),
-    }
-    meta = base_meta(symbol=symbol, timeframe=job.timeframe, exchange=config.store_exchange, model=job.model,
-                     training=job.training, purge=job.purge, data=data, split=split, normaliser=normaliser,
-                     result=result, summary=outcome.training)
-
-    with job.registry.stage(symbol, job.timeframe) as staging:
-        parity, exported = job.export(staging, result, scaled, np.concatenate([split.validation, eval_ends]))
-        meta.update(exported)
+    outcome.training = candidates[0].summary(job.training.epochs)
+    train_labels = ds.labels(data.close, split.train, job.model.horizon)
+    with contextlib.ExitStack() as stack:
+        staged: dict[str, tuple[Staging, Candidate, dict[str, Any], ModelRunner]] = {}
+        problems: list[str] = []
+        for candidate in candidates:
+            label = f"{candidate.kind.replace('_', ' ')} candidate: " if len(candidates) > 1 else ""
+            staging = stack.enter_context(job.registry.stage(symbol, job.timeframe))
+            meta = base_meta(symbol=symbol, timeframe=job.timeframe, exchange=config.store_exchange, model=job.model,
+                             training=job.training, purge=job.purge, data=data, split=candidate.split,
+                             normaliser=candidate.normaliser, result=candidate.result,
+                             summary=candidate.summary(job.training.epochs if candidate.kind == FULL
+                                                       else job.training.warm_start_epochs))
+            parity, exported = job.export(staging, candidate, np.concatenate([split.validation, eval_ends]))
+            meta.update(exported)
+            if not parity.ok:
+                problems.append(f"{label}{parity.describe()}")
+                continue
+            staging.write_meta({**meta, "version": "candidate"})
+            try:
+                staged[candidate.kind] = (staging, candidate, meta, ModelRunner.load(staging.path))
+            except ModelRejected as exc:
+                problems.append(f"{label}exported model refused at load: {exc.reason}")
         lap("export")
-        if not parity.ok:
-            return _rejected(outcome, job, parity.describe())
-        staging.write_meta({**meta, "version": "candidate"})
-        try:
-            challenger = ModelRunner.load(staging.path)
-        except ModelRejected as exc:
-            return _rejected(outcome, job, f"exported model refused at load: {exc.reason}")
-        metrics, correct = job.evaluate(data, eval_ends, challenger, scaled, champion,
-                                        ds.labels(data.close, split.train, job.model.horizon))
+        if not staged:
+            return _rejected(outcome, job, "; ".join(problems))
+        metrics, correct = evaluate(config, data, eval_ends,
+                                    {kind: (runner, candidate.scaled) for kind, (_, candidate, _, runner) in staged.items()},
+                                    champion.runner if champion is not None else None, train_labels)
+        staging, _, meta, _ = staged[metrics["chosen"]]
+        if problems:
+            metrics["refused_candidates"] = problems
+        outcome.training = {key: value for key, value in meta["training"].items() if key != "history"}
         attempt = 1 + (runs.tries_against(config.store_exchange, symbol, job.timeframe, champion.runner.version)
                        if champion is not None else 0)
         decision = ev.decide(
@@ -357,12 +324,12 @@ def _run(job: _Job, store: CandleTable, runs: RetrainRuns, run_id: int) -> Train
             mode=job.promote_mode,  # type: ignore[arg-type]
             rule=config.promotion.rule, min_improvement=config.promotion.min_improvement,
             require_significance=config.promotion.require_significance,
-            significance_level=config.promotion.significance_level, attempt=attempt)
+            significance_level=config.promotion.significance_level, attempt=attempt, candidates=len(staged))
         pointer_now = job.registry.promoted(symbol, job.timeframe) if decision.promote else None
         if decision.promote and pointer_now != job.pointer_at_start:
             decision = _champion_moved(decision, job, pointer_now)
         meta["evaluation"] = metrics
-        meta["decision"] = {"mode": job.promote_mode, **decision.as_dict()}
+        meta["decision"] = {"mode": job.promote_mode, "candidates": sorted(staged), **decision.as_dict()}
         version = staging.commit(meta)
     if decision.promote:
         try:
@@ -373,7 +340,7 @@ def _run(job: _Job, store: CandleTable, runs: RetrainRuns, run_id: int) -> Train
     if removed:
         log.info("Retention removed %s of %s %s", ", ".join(removed), symbol, job.timeframe)
     lap("evaluate")
-    _log_decision(symbol, metrics, decision.promote, decision.reason, version)
+    log_decision(symbol, metrics, decision.promote, decision.reason, version)
     outcome.status = PROMOTED if decision.promote else REJECTED
     outcome.version, outcome.promoted, outcome.reason = version, decision.promote, decision.reason
     outcome.metrics, outcome.durations = metrics, job.durations
