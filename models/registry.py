@@ -187,6 +187,10 @@ class Registry:
         """The champion's version name, or None when no model was ever promoted."""
         return self.pointer(symbol, timeframe)["version"]
 
+    def promoted_meta(self, symbol: str, timeframe: str) -> dict[str, Any] | None:
+        """The champion's meta.json (None: no champion, or its meta.json is unreadable)."""
+        return next((info.meta for info in self.versions(symbol, timeframe) if info.promoted), None)
+
     def versions(self, symbol: str, timeframe: str) -> list[VersionInfo]:
         """Every complete version, oldest first, with its meta.json (or the reason it cannot be read)."""
         series = self.series_dir(symbol, timeframe)

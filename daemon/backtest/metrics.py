@@ -27,20 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from autoretrain.daemon.signals.confidence import wilson_interval
+
 YEAR_MS = 365 * 86_400_000
-Z95 = 1.959963984540054
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float] | None:
-    """95 % Wilson score interval of a binomial proportion (None without trials)."""
-    if trials <= 0:
-        return None
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def compounded(returns: np.ndarray) -> float:
     return float(np.prod(1.0 + returns) - 1.0)
 

@@ -16,6 +16,7 @@ from autoretrain.daemon.foundation.errors import NoInputError
 from autoretrain.daemon.foundation.formatting import pct, signed_pct
 from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.loop.assess import assess
+from autoretrain.daemon.loop.watch import drift_reference
 from autoretrain.daemon.signals.performance import Performance, Stats
 from autoretrain.daemon.signals.policy import RetrainDecision
 from autoretrain.daemon.store.database import Database
@@ -107,9 +108,12 @@ def _performance_text(perf: Performance, decision: RetrainDecision, promoted: st
 def run_performance(args: argparse.Namespace, config: Config) -> int:
     timeframe = args.timeframe or config.market.timeframe
     exchange = config.store_exchange
-    promoted = Registry(config.models_dir).promoted(args.symbol, timeframe)
+    registry = Registry(config.models_dir)
+    promoted = registry.promoted(args.symbol, timeframe)
+    expected = drift_reference(registry.promoted_meta(args.symbol, timeframe)) if promoted is not None else None
     with _open_series(config, exchange, args.symbol, timeframe) as db:
-        perf, decision = assess(db, config, exchange, args.symbol, timeframe, has_model=promoted is not None)
+        perf, decision = assess(db, config, exchange, args.symbol, timeframe, has_model=promoted is not None,
+                                accuracy=expected)
     payload: dict[str, Any] = {**perf.as_dict(), "promoted_version": promoted, "decision": decision.as_dict()}
     emit(args, payload, _performance_text(perf, decision, promoted))
     return 0

@@ -24,7 +24,7 @@ import numpy as np
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.timeframes import timeframe_ms
 from autoretrain.daemon.loop.assess import policy_inputs
-from autoretrain.daemon.loop.watch import ModelWatch, build_watch, expected_accuracy
+from autoretrain.daemon.loop.watch import ModelWatch, build_watch, drift_reference
 from autoretrain.daemon.signals.algorithms import REQUIRED_CANDLES
 from autoretrain.daemon.signals.policy import DRIFT, RetrainDecision, bench_reason, decide, log_line
 from autoretrain.daemon.signals.vote import Signal, compute_signals
@@ -218,5 +218,5 @@ class SignalLoop:
         if watch is None:
             runner = self.models.runner(symbol)
             watch = self._watches[symbol] = build_watch(self.db, self.config, self.exchange, symbol, self.timeframe,
-                                                        accuracy=expected_accuracy(runner.meta) if runner else None)
+                                                        accuracy=drift_reference(runner.meta) if runner else None)
         return watch

@@ -17,11 +17,14 @@ from typing import Protocol
 
 import numpy as np
 
+from autoretrain.daemon.signals.confidence import lower_bound
 from autoretrain.daemon.signals.drift import ErrorCusum
+from autoretrain.daemon.signals.performance import Sample
+from autoretrain.daemon.signals.policy import losing_money
 
 
 class Trigger(Protocol):
-    def update(self, right: bool) -> bool: ...
+    def update(self, right: bool, pnl_pct: float | None = None) -> bool: ...
 
 
 @dataclass
@@ -37,7 +40,7 @@ class WinRateTrigger:
         self.calls: deque[bool] = deque(maxlen=self.window or None)
         self.right = 0
 
-    def update(self, right: bool) -> bool:
+    def update(self, right: bool, pnl_pct: float | None = None) -> bool:
         if self.window and len(self.calls) == self.window:
             self.right -= self.calls[0]
         self.calls.append(right)
@@ -52,12 +55,33 @@ class WinRateTrigger:
 class DriftTrigger:
     """The drift trigger: the CUSUM on errors, its expected error rate from the model's measured accuracy."""
 
-    def __init__(self, accuracy: float, shift: float = 0.10, threshold: float = 5.0) -> None:
-        self.cusum = ErrorCusum(1.0 - accuracy, shift, threshold)
+    def __init__(self, accuracy: float, shift: float = 0.10, threshold: float = 5.0, samples: int | None = None) -> None:
+        """`samples`: how many the accuracy was measured on; given, the test expects its 95 % lower bound, as
+        the daemon does (`loop.watch.drift_reference`)."""
+        expected = lower_bound(accuracy, samples) if samples else accuracy
+        self.cusum = ErrorCusum(1.0 - expected, shift, threshold)
 
-    def update(self, right: bool) -> bool:
+    def update(self, right: bool, pnl_pct: float | None = None) -> bool:
         if self.cusum.update(not right):
             self.cusum.reset()
+            return True
+        return False
+
+
+class MoneyTrigger:
+    """The losing-money trigger (`policy.losing_money`) on the model's own trades since the last alarm; a
+    candle without a trade (`pnl_pct` None) adds nothing."""
+
+    def __init__(self, minimum: int = 20, t_limit: float = -2.0) -> None:
+        self.minimum, self.t_limit = minimum, t_limit
+        self.trades = Sample()
+
+    def update(self, right: bool, pnl_pct: float | None = None) -> bool:
+        if pnl_pct is None:
+            return False
+        self.trades = Sample(self.trades.n + 1, self.trades.total + pnl_pct, self.trades.squares + pnl_pct * pnl_pct)
+        if losing_money(self.trades, self.minimum, self.t_limit) is not None:
+            self.trades = Sample()
             return True
         return False
 

@@ -14,7 +14,7 @@ from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.formatting import pct
 from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.loop.assess import assess
-from autoretrain.daemon.loop.watch import expected_accuracy
+from autoretrain.daemon.loop.watch import drift_reference, expected_accuracy
 from autoretrain.daemon.signals.policy import PolicyInputs, scope_text
 from autoretrain.daemon.store.database import Database
 from autoretrain.models.registry import Registry, RegistryError
@@ -81,12 +81,10 @@ def read_symbol_state(config: Config, db: Database, registry: Registry, symbol: 
     except RegistryError:
         promoted = None
     latest = db.candles.latest(exchange, symbol, timeframe, 1)
-    accuracy = None
-    if promoted is not None:
-        meta = next((info.meta for info in registry.versions(symbol, timeframe) if info.version == promoted), None)
-        accuracy = expected_accuracy(meta)
+    meta = registry.promoted_meta(symbol, timeframe) if promoted is not None else None
+    accuracy = expected_accuracy(meta)
     performance, decision = assess(db, config, exchange, symbol, timeframe, has_model=promoted is not None,
-                                   accuracy=accuracy)
+                                   accuracy=drift_reference(meta))
     since_start = performance.since_start
     measured = PolicyInputs.from_performance(performance, has_model=promoted is not None,
                                              scope=config.auto_training.win_rate_scope)

@@ -21,7 +21,7 @@ def test_the_cusum_adds_evidence_for_errors_and_forgives_right_calls() -> None:
         cusum.update(False)
     assert cusum.score == 0.0  # right calls bring it back to the floor, never below
     assert any(cusum.update(True) for _ in range(40))  # a run of errors raises the alarm
-    assert "has risen from the 40.0%" in cusum.describe()
+    assert "has risen above the 40.0%" in cusum.describe()
 
 
 def guide() -> WinRateTrigger:
