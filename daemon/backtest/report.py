@@ -68,7 +68,7 @@ def build_report(runs: list[VariantRun], returns: dict[str, np.ndarray], *, data
 
 def table(report: dict[str, Any]) -> str:
     """The stdout table: one row per variant."""
-    header = (f"{'variant':<11}{'trades':>7} {'accuracy [95% CI]':<22}{'win net':>8}{'PnL sum':>10}{'compound':>10}"
+    header = (f"{'variant':<17}{'trades':>7} {'accuracy [95% CI]':<22}{'win net':>8}{'PnL sum':>10}{'compound':>10}"
               f"{'max DD':>8}{'Sharpe':>7}{'expo':>6}{'retrains':>9}{'promo':>6}  {'vs static [95% CI]'}")
     lines = [header]
     for name, v in report["variants"].items():
@@ -79,7 +79,7 @@ def table(report: dict[str, Any]) -> str:
                                               f"[{signed_pct(diff['ci95_pct'][0], 1)}, {signed_pct(diff['ci95_pct'][1], 1)}]")
         retrains = sum(v["retrains"]["fired_by_trigger"].values())
         sharpe = "-" if v["sharpe"] is None else f"{v['sharpe']:.2f}"
-        lines.append(f"{name:<11}{v['trades']:>7} {accuracy:<22}{pct(v['win_rate_net']):>8}"
+        lines.append(f"{name:<17}{v['trades']:>7} {accuracy:<22}{pct(v['win_rate_net']):>8}"
                      f"{signed_pct(v['pnl_sum_pct'], 1):>10}{signed_pct(v['pnl_compounded_pct'], 1):>10}"
                      f"{v['max_drawdown_pct']:>7.1f}%{sharpe:>7}{v['exposure']:>6.2f}{retrains:>9}"
                      f"{v['retrains']['promoted']:>6}  {versus}")

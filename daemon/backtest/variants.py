@@ -23,20 +23,34 @@ class Variant:
     replays: bool = True  # False: buy and hold, no signals
 
 
+GUIDE_AS_WRITTEN: dict[str, Any] = {
+    "auto_training": {"enabled": True, "win_rate_scope": "cumulative", "min_signals": 20, "min_win_rate_threshold": 0.45,
+                      "first_model_signals": 100, "max_days_between_retrain": 30, "min_trades_before_retrain": 50,
+                      "cooldown_hours": 0, "train_at_start": False, "triggers": ["performance"],
+                      "max_retrains_per_day": 1000, "bench_t": -20.0},
+    "promotion": {"rule": "guide", "min_improvement": 0.0, "require_significance": False},
+    "training": {"warm_start": False},
+}
+
 VARIANTS: dict[str, Variant] = {variant.name: variant for variant in (
-    Variant("guide", "the guide's rules as written: cumulative win rate, no retrain before 20 signals, 45 %, "
-                     "a first model after 100 signals, 30 days and 50 signals, no cooldown, no training at start",
-            {"auto_training": {"enabled": True, "win_rate_scope": "cumulative", "min_signals": 20,
-                               "min_win_rate_threshold": 0.45, "first_model_signals": 100,
-                               "max_days_between_retrain": 30, "min_trades_before_retrain": 50, "cooldown_hours": 0,
-                               "train_at_start": False}}),
-    Variant("policy", "the configured policy (auto_training.*)"),
+    Variant("guide", "the guide's rules as written: the cumulative win rate below 45 % after 20 signals, a first "
+                     "model after 100 signals, 30 days and 50 signals, no cooldown or daily limit, no training at "
+                     "start, no warm start, promotion on new > old (no test), the model never leaves the vote",
+            GUIDE_AS_WRITTEN),
+    Variant("policy", "the configured policy (auto_training.*, promotion.*, training.warm_start)"),
+    Variant("guide_promotion", "the configured policy, but promoting by the guide's bare rule (new > old, no test)",
+            {"promotion": {"rule": "guide"}}),
+    Variant("win_rate_trigger", "the configured policy, but retraining on the guide's win-rate trigger "
+                                "(auto_training.triggers: [performance]) instead of the configured triggers",
+            {"auto_training": {"triggers": ["performance"]}}),
+    Variant("no_warm_start", "the configured policy without warm-start challengers (full retrains only)",
+            {"training": {"warm_start": False}}),
     Variant("static", "one model trained at the start (promoted whatever its score), never retrained",
             {"auto_training": {"enabled": False}}, retrains=False),
     Variant("schedule", "retrain every auto_training.max_days_between_retrain days only (no performance "
                         "trigger), a first model at the start",
             {"auto_training": {"enabled": True, "min_win_rate_threshold": 0.0, "first_model_signals": 10**9,
-                               "train_at_start": True}}),
+                               "train_at_start": True, "triggers": []}}),
     Variant("algorithms", "the rule-based algorithms alone, no model", {"auto_training": {"enabled": False}},
             model=False),
     Variant("hold", "buy at the first candle's close and hold to the last (no fee)", replays=False),

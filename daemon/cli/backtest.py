@@ -48,6 +48,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     backtest.add_argument("--max-retrains", type=int, default=DEFAULT_MAX_RETRAINS, metavar="N",
                           help=f"retrains per variant at most (default {DEFAULT_MAX_RETRAINS}); more are "
                                "counted as skipped")
+    backtest.add_argument("--jobs", type=int, default=None, metavar="N",
+                          help="replay this many variants at once (default: one per CPU, at most one per variant)")
     backtest.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     backtest.add_argument("--json", dest="json_out", type=Path, default=None, metavar="OUT",
                           help="write the report as JSON ('-': to stdout instead of the table)")
@@ -72,7 +74,7 @@ def _candles(args: argparse.Namespace, config: Config) -> tuple[np.ndarray, str,
 
 def run_backtest_command(args: argparse.Namespace, config: Config) -> int:
     from autoretrain.daemon.backtest.report import table
-    from autoretrain.daemon.backtest.run import run_backtest
+    from autoretrain.daemon.backtest.run import default_jobs, run_backtest
     from autoretrain.daemon.backtest.variants import parse_set, pick_variants
 
     if args.train_latency_candles < 0 or args.max_retrains < 0:
@@ -80,6 +82,8 @@ def run_backtest_command(args: argparse.Namespace, config: Config) -> int:
     if args.start is not None and args.end is not None and args.end < args.start:
         raise UsageError("--to is before --from")
     variants = pick_variants(args.variants)
+    if args.jobs is not None and not 1 <= args.jobs <= 64:
+        raise UsageError(f"--jobs must be between 1 and 64, not {args.jobs}")
     overrides = parse_set(args.overrides)
     candles, symbol, source = _candles(args, config)
     bar = terminal_bar(argparse.Namespace(json=args.json_out == Path("-")), total=0, unit="candle")
@@ -92,7 +96,8 @@ def run_backtest_command(args: argparse.Namespace, config: Config) -> int:
         result = run_backtest(config, candles, symbol, args.timeframe, variants=variants, overrides=overrides,
                               start_ms=args.start, end_ms=args.end, train_latency=args.train_latency_candles,
                               max_retrains=args.max_retrains, seed=args.seed, source=source,
-                              progress=progress if bar is not None else None)
+                              progress=progress if bar is not None else None,
+                              jobs=args.jobs if args.jobs is not None else default_jobs(variants))
     finally:
         if bar is not None:
             bar.close()

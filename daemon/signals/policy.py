@@ -140,6 +140,12 @@ def decide(inputs: PolicyInputs, market_now_ms: int, config: Config) -> RetrainD
     if settings.train_at_start and not inputs.has_model and inputs.last_retrain_ts is None:
         return RetrainDecision(True, TRAIN_AT_START, f"no model yet and {inputs.candles} candles of history: "
                                                      "training a first model now (auto_training.train_at_start)")
+    if settings.train_at_start and not inputs.has_model and inputs.setback_ts is not None:
+        # the first model was refused (or failed): try again once its cooldown is over, signals or not
+        # (with the algorithms' weights at 0 there are none without a model)
+        return RetrainDecision(True, FIRST_MODEL, f"no model yet: the {inputs.setback_status} try at "
+                                                  f"{iso(inputs.setback_ts)} is past its cooldown, trying again "
+                                                  "(auto_training.train_at_start)")
     if inputs.model_signals < settings.min_signals:
         return _no(f"only {inputs.model_signals} settled signals of the current model; "
                    f"need {settings.min_signals} (auto_training.min_signals)")
