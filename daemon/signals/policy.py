@@ -219,7 +219,7 @@ def log_line(decision: RetrainDecision, symbol: str) -> str | None:
         PERFORMANCE: f"Performance degraded for {symbol}, scheduling retrain",
         DRIFT: f"Performance degraded for {symbol}, scheduling retrain",
         LOSING_MONEY: f"Performance degraded for {symbol}, scheduling retrain",
-        FIRST_MODEL: f"Enough signals for a first model of {symbol}, scheduling retrain",
+        FIRST_MODEL: f"No model yet for {symbol}, scheduling retrain",
         PERIODIC: f"Periodic retrain due for {symbol}, scheduling retrain",
         TRAIN_AT_START: f"History available and no model for {symbol}, scheduling retrain",
     }.get(decision.trigger or "", f"Retrain needed for {symbol}, scheduling retrain")

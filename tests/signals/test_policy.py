@@ -150,7 +150,7 @@ def test_cooldown_also_holds_back_train_at_start_and_is_configurable() -> None:
 
 @pytest.mark.parametrize("trigger, expected", [
     (PERFORMANCE, "Performance degraded for BTC/USDT, scheduling retrain (trigger performance: why)"),
-    (FIRST_MODEL, "Enough signals for a first model of BTC/USDT, scheduling retrain (trigger first_model: why)"),
+    (FIRST_MODEL, "No model yet for BTC/USDT, scheduling retrain (trigger first_model: why)"),
     (PERIODIC, "Periodic retrain due for BTC/USDT, scheduling retrain (trigger periodic: why)"),
     (TRAIN_AT_START, "History available and no model for BTC/USDT, scheduling retrain (trigger train_at_start: why)"),
 ])
