@@ -51,7 +51,11 @@ def test_kill_9_of_each_child_loses_nothing(tmp_path: Path) -> None:
         kill_and_wait(daemon, "ingest")
         kill_and_wait(daemon, "inference")
 
-        # the trainer is killed in the middle of a job
+        # the trainer is killed in the middle of a job; a challenger is judged only on candles that did not
+        # choose the champion (promotion.min_eval_samples = 50 of them), so the job waits for new candles
+        newest_candle = daemon.query("SELECT MAX(ts) FROM candles")[0][0]
+        daemon.wait_for(lambda: daemon.query("SELECT MAX(ts) FROM candles")[0][0] > newest_candle + 80 * 3_600_000,
+                        60, "80 candles the champion has not seen")
         queued = daemon.request("retrain", symbol="BTC/USDT")
         daemon.wait_for(lambda: ((daemon.status()["symbols"][0]["training"] or {}).get("epoch") or 0) >= 2, 120,
                         "the trainer in the middle of an epoch")
