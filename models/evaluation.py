@@ -160,7 +160,9 @@ def decide(challenger: dict[str, Any], champion: dict[str, Any] | None, baseline
         _, _, p_value = mcnemar_one_sided(challenger["correct"], bar["correct"])
         if not p_value < alpha:
             problems.append(f"paired exact test against {bar_name}: p = {p_value:.3g} is not below {alpha:.3g} "
-                            f"(level {significance_level:g} for try {attempt}{f' of {candidates} candidates' if candidates > 1 else ''})")
+                            f"(try {max(1, attempt)} against this champion: level {significance_level:g}"
+                            f"{f' / 2^{attempt - 1}' if attempt > 1 else ''}"
+                            f"{f', split between {candidates} candidates' if candidates > 1 else ''})")
     elif require_significance and not bar["mcnemar_p"] < significance_level:
         problems.append(f"McNemar p = {bar['mcnemar_p']:.3g} is not below {significance_level:g}")
     beaten = (f"champion {champion.get('version', '')} {pct(champion['accuracy'])} and " if champion is not None else "")
