@@ -249,6 +249,7 @@ class SupervisorConfig(_Section):
     restart_window: float = Field(120.0, gt=0)
     ready_timeout: float = Field(120.0, gt=0)
     stop_timeout: float = Field(20.0, gt=0)
+    child_timeout: float = Field(60.0, ge=5, le=86_400)
 
 
 class IngestConfig(_Section):

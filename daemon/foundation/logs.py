@@ -1,7 +1,8 @@
 """Logging shared by every command and process: one event per line on stderr (and optionally a file).
 
-Under systemd (stderr is the journal stream named by `$JOURNAL_STREAM`) each line starts with a `<N>`
-syslog priority so journald records the level, and the timestamp is left to journald. Everywhere
+Under systemd (stderr is the journal stream named by `$JOURNAL_STREAM`) records go to journald's
+native socket, one identifier per process (foundation/journal.py); where that socket cannot be reached
+each stderr line starts with a `<N>` syslog priority so journald records the level. Everywhere
 else a line reads `2025-12-19 23:55:00 | INFO | ingest | message`. Multi-line messages and
 tracebacks are folded into one line (newlines written as a literal `\\n`), so `journalctl` and
 `grep` always see a whole record.
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from autoretrain.daemon.foundation.journal import journal_handler
 
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 _NOISY_LIBRARIES = ("ccxt", "urllib3", "requests", "asyncio", "onnxscript", "onnx_ir", "torch")
@@ -58,6 +61,15 @@ class OneLineFormatter(logging.Formatter):
         return f"{self.formatTime(record, self.datefmt)} | {record.levelname} | {self.process} | {message}"
 
 
+def error_line(prog: str, message: str, stream: IO[str] | None = None) -> None:
+    """`prog: error: message` as one line; under journald with the `<3>` prefix, so an error that comes
+    before logging is set up (a config systemd's user cannot read, a missing dependency) still shows
+    in `journalctl -p err`."""
+    stream = stream or sys.stderr
+    prefix = f"<{_PRIORITY[logging.ERROR]}>" if stream_is_journal(stream) else ""
+    print(f"{prefix}{prog}: error: {_fold(message)}", file=stream, flush=True)
+
+
 def setup_logging(process: str, level: str = "INFO", log_file: str | os.PathLike[str] | None = None,
                   stream: IO[str] | None = None) -> logging.Logger:
     """Configure the root logger for this process; safe to call again (handlers are replaced)."""
@@ -66,8 +78,11 @@ def setup_logging(process: str, level: str = "INFO", log_file: str | os.PathLike
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-    console = logging.StreamHandler(stream)
-    console.setFormatter(OneLineFormatter(process, journal=stream_is_journal(stream)))
+    journal = stream_is_journal(stream)
+    console: logging.Handler = logging.StreamHandler(stream)
+    console.setFormatter(OneLineFormatter(process, journal=journal))
+    if journal:  # under systemd: native records, one identifier per process (stderr stays the fallback)
+        console = journal_handler(process, console)
     root.addHandler(console)
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ all three are ready.
 
 Running: forward bus events, answer the control socket, restart a dead child with exponential
 backoff, give up (exit non-zero, so systemd's own restart logic takes over) when a child keeps
-failing, ping the watchdog only while every child is alive and reporting, log a heartbeat per symbol.
+failing, kill and restart a child silent for `supervisor.child_timeout` (or whose loop stalls), ping the
+watchdog on every pass of this loop (only a stuck supervisor stops it), log a heartbeat per symbol.
 
 SIGTERM/SIGINT: `STOPPING=1`, stop the children in order, reap them all, remove the sockets and
 rings, exit 0.
@@ -147,9 +148,10 @@ class Supervisor:
         if line != self.last_status_line:
             self.last_status_line = line
             sd_notify.notify(f"STATUS={line}")
+        # the watchdog stands for this loop: a hung child is the loop's to replace (kill_hung), and a child
+        # that keeps failing ends the loop (GiveUp); only a stuck supervisor stops the pings
         if self.watchdog_every and time.monotonic() >= self.next_watchdog:
-            if self.children.healthy():
-                sd_notify.notify("WATCHDOG=1")
+            sd_notify.notify("WATCHDOG=1")
             self.next_watchdog = time.monotonic() + self.watchdog_every
 
     def _heartbeat(self) -> None:
@@ -204,6 +206,7 @@ class Supervisor:
                     self._handle_events()
                 if self.control.sock in ready:
                     self.control.handle_pending()
+                self.children.kill_hung()
                 self.children.reap()
                 self.children.start_due()
                 self._notify_state()

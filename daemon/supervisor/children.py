@@ -149,6 +149,27 @@ class Children:
             if child.process is None and child.next_start is not None and child.next_start <= now:
                 self.spawn(child)
 
+    def kill_hung(self) -> list[str]:
+        """SIGKILL every started child that has been silent for `child_timeout` (SIGSTOPped, stuck in a
+        call its reporter shares) or whose main loop has stalled past its limit; `reap` then restarts it
+        with the usual backoff and flap limit. The names killed (gunicorn's worker timeout)."""
+        now, killed = self.clock(), []
+        for child in self.table.values():
+            if not child.alive or child.last_report is None:
+                continue
+            silent = now - child.last_report
+            stall_limit = max(self.policy.child_timeout, STALL_LIMIT_S.get(child.name, 180.0))
+            if silent < self.policy.child_timeout and child.stalled_s < stall_limit:
+                continue
+            why = (f"no report for {silent:.0f} s (supervisor.child_timeout {self.policy.child_timeout:g} s)"
+                   if silent >= self.policy.child_timeout else
+                   f"its main loop made no progress for {child.stalled_s:.0f} s (limit {stall_limit:.0f} s)")
+            assert child.process is not None
+            log.warning("%s (pid %d) is hung: %s; killing it to restart it", child.name, child.process.pid, why)
+            child.process.kill()
+            killed.append(child.name)
+        return killed
+
     def healthy(self) -> bool:
         """Every child alive, reporting, and its main loop making progress (what the watchdog stands for)."""
         now = self.clock()

@@ -168,3 +168,38 @@ def test_stop_all_terms_in_order_and_kills_what_does_not_stop(table: Children) -
     table.stop_all(timeout=0.3)
     assert [p.signals for p in processes] == [[signal.SIGTERM], [signal.SIGTERM, signal.SIGKILL], [signal.SIGTERM]]
     assert all(child.process is None and child.state == "stopped" for child in table.table.values())
+
+
+def test_a_silent_child_is_killed_after_child_timeout_and_restarted(table: Children, clock: Clock,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    for child in table.table.values():
+        table.spawn(child)
+        table.on_report(child.name, "ready", {}, child.pid)
+    ingest_pid = table.table["ingest"].pid
+    clock.now += POLICY.child_timeout - 1
+    for name in ("inference", "trainer"):  # these two keep reporting; ingest (SIGSTOPped, say) does not
+        table.on_report(name, "ready", {}, table.table[name].pid)
+    assert table.kill_hung() == []  # not silent long enough yet
+    clock.now += 2
+    assert table.kill_hung() == ["ingest"]
+    assert f"ingest (pid {ingest_pid}) is hung: no report for {POLICY.child_timeout + 1:.0f} s (supervisor.child_timeout" \
+        in caplog.text
+    table.reap()
+    assert table.table["ingest"].restarts == 1 and table.table["inference"].alive and table.table["trainer"].alive
+    clock.now += POLICY.restart_backoff_initial
+    table.start_due()
+    assert table.table["ingest"].alive and table.table["ingest"].pid != ingest_pid
+
+
+def test_a_child_whose_loop_stalls_is_killed_although_its_reporter_still_reports(table: Children) -> None:
+    child = table.table["trainer"]
+    table.spawn(child)
+    table.on_report("trainer", "training", {}, child.pid, stalled_s=STALL_LIMIT_S["trainer"] - 1)
+    assert table.kill_hung() == []
+    table.on_report("trainer", "training", {}, child.pid, stalled_s=STALL_LIMIT_S["trainer"] + 1)
+    assert table.kill_hung() == ["trainer"]
+    assert process_signals(child) == [signal.SIGKILL]
+
+
+def process_signals(child: Any) -> list[int]:
+    return child.process.signals
