@@ -24,7 +24,7 @@ from tests.support.data import ROOT
 from tests.support.systemd_box import Box
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
-OPERATOR = "operator"
+OPERATOR = "alice"
 CTL = "/opt/autoretrain/.venv/bin/autoretrainctl --config /etc/autoretrain/config.yaml"
 PYTHON = "/opt/autoretrain/.venv/bin/python"
 DB = "/var/lib/autoretrain/autoretrain.db"
