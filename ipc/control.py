@@ -4,8 +4,13 @@ Request: `{"id": "...", "command": "status", "args": {...}}`. Reply: `{"id": ...
 "result": {...}}` or `{"id": ..., "ok": false, "error": "one line"}`. Malformed JSON, a body that is
 not an object, an unknown command or bad arguments get an error reply; a frame larger than
 `max_request_bytes` makes libzmq drop the connection (ZMQ_MAXMSGSIZE). Nothing a client sends can
-crash the server. The client is a Lazy Pirate: it polls with a timeout and, on silence, closes and
-reopens its socket and resends, a few times, before reporting the daemon unreachable.
+crash the server: anyone in the operators' group can reach the socket, and the supervisor that
+answers it is the daemon. Both ways the wire is strict JSON (RFC 8259): a request holding NaN,
+Infinity or a number beyond a double is malformed, an `id` is echoed only when it is a short string
+or a number, nesting too deep for the decoder is refused, and a reply never holds a bare NaN.
+
+The client is a Lazy Pirate: it polls with a timeout and, on silence, closes and reopens its socket
+and resends, a few times, before reporting the daemon unreachable.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import stat
 import uuid
@@ -38,6 +44,55 @@ class RequestFailed(Exception):
 
 
 Handler = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+MAX_ID_CHARS = 256
+MAX_COMMAND_CHARS = 64
+_INT64_MAX = 2**63 - 1
+
+
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+def decode_json(body: bytes | str) -> Any:
+    """Strict JSON: no NaN or Infinity, no number beyond a double (json.loads accepts all three)."""
+    return json.loads(body, parse_constant=_not_json_constant, parse_float=_finite_float)
+
+
+def _without_nan(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None (JSON's "no value")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _without_nan(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_nan(item) for item in value]
+    return value
+
+
+def encode_reply(reply: dict[str, Any]) -> bytes:
+    """The reply as strict JSON; a NaN in a result (a figure with no data yet) goes out as null."""
+    try:
+        return json.dumps(reply, allow_nan=False, default=str).encode()
+    except ValueError:
+        return json.dumps(_without_nan(reply), allow_nan=False, default=str).encode()
+
+
+def _echoable_id(value: Any) -> bool:
+    if value is None or isinstance(value, float):  # decode_json lets only finite floats through
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= _INT64_MAX
+    return isinstance(value, str) and len(value) <= MAX_ID_CHARS
 
 
 def ipc_path(endpoint: str) -> Path | None:
@@ -87,25 +142,36 @@ class ControlServer:
             if len(frames) < 2:
                 continue  # not even an envelope: nothing to answer
             identity, envelope, body = frames[0], frames[1:-1], frames[-1]
-            reply = self._reply_to(body)
             try:
-                self.sock.send_multipart([identity, *envelope, json.dumps(reply, default=str).encode()], zmq.NOBLOCK)
+                reply = encode_reply(self._reply_to(body))
+            except Exception as exc:  # noqa: BLE001 - the last line of defence: no request may stop the server
+                log.warning("control request refused: %s: %s", type(exc).__name__, " ".join(str(exc).split())[:200])
+                reply = encode_reply({"id": None, "ok": False, "error": f"request refused ({type(exc).__name__})"})
+            try:
+                self.sock.send_multipart([identity, *envelope, reply], zmq.NOBLOCK)
             except zmq.ZMQError as exc:
                 log.debug("could not reply to a control client: %s", exc)
         return handled
 
     def _reply_to(self, body: bytes) -> dict[str, Any]:
         try:
-            request = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
+            request = decode_json(body)
+        except RecursionError:
+            return {"id": None, "ok": False, "error": "request is nested too deeply"}
+        except ValueError:  # UnicodeDecodeError included
             return {"id": None, "ok": False, "error": "request is not valid JSON"}
         if not isinstance(request, dict):
             return {"id": None, "ok": False, "error": "request must be a JSON object"}
         request_id = request.get("id")
+        if not _echoable_id(request_id):
+            return {"id": None, "ok": False, "error": f"request 'id' must be null, a number or a string of at most "
+                                                      f"{MAX_ID_CHARS} characters"}
         command = request.get("command")
         args = request.get("args", {})
         if not isinstance(command, str) or not command:
             return {"id": request_id, "ok": False, "error": "request has no 'command'"}
+        if len(command) > MAX_COMMAND_CHARS:
+            return {"id": request_id, "ok": False, "error": f"'command' is longer than {MAX_COMMAND_CHARS} characters"}
         if not isinstance(args, dict):
             return {"id": request_id, "ok": False, "error": "'args' must be a JSON object"}
         try:
@@ -114,7 +180,8 @@ class ControlServer:
             return {"id": request_id, "ok": False, "error": " ".join(str(exc).split())}
         except Exception as exc:
             log.exception("control command %r failed", command)
-            return {"id": request_id, "ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+            return {"id": request_id, "ok": False,
+                    "error": " ".join(f"internal error: {type(exc).__name__}: {exc}".split())}
 
     def close(self) -> None:
         self.sock.close(0)
@@ -158,7 +225,12 @@ class ControlClient:
                 self.sock = self._connect()
             self.sock.send(body)
             if self.sock.poll(self.timeout_ms, zmq.POLLIN):
-                reply = json.loads(self.sock.recv())
+                try:
+                    reply = decode_json(self.sock.recv())
+                except (ValueError, RecursionError):
+                    reply = None
+                if not isinstance(reply, dict):
+                    raise RequestFailed(f"the reply from {self.endpoint} is not a JSON object (is it autoretraind?)")
                 if reply.get("id") != request_id:
                     continue
                 if not reply.get("ok"):

@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from autoretrain.daemon.foundation.config_schema import Config, PathsConfig
+from autoretrain.daemon.foundation.config_file import check_config_file, parse_config_yaml, read_config_text
+from autoretrain.daemon.foundation.config_schema import LATEST_START_MS, Config, PathsConfig
 from autoretrain.daemon.foundation.errors import ConfigError
-from autoretrain.daemon.foundation.timeframes import timeframe_ms
+from autoretrain.daemon.foundation.timeframes import parse_iso_ms, timeframe_ms
 
 CONFIG_ENV = "AUTORETRAIN_CONFIG"
 DEFAULT_CONFIG_NAME = "config.yaml"
@@ -71,6 +71,12 @@ def _cross_checks(config: Config) -> tuple[str, str] | None:
                                           f"windows of seq_len + horizon ({model.seq_len} + {model.horizon}) candles, "
                                           f"fewer than promotion.min_eval_samples ({promotion.min_eval_samples}): "
                                           "no challenger could ever be judged")
+    simulated = config.market.simulated
+    if config.market.source == "simulated":
+        now_ms = parse_iso_ms(simulated.start) + simulated.history_candles * timeframe_ms(config.market.timeframe)
+        if now_ms >= LATEST_START_MS:
+            return "market.simulated.history_candles", (f"{simulated.history_candles} {config.market.timeframe} candles "
+                                                        f"after {simulated.start} reach past the year 3000")
     return None
 
 
@@ -97,26 +103,13 @@ def find_config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, 
     """`--config`, then `$AUTORETRAIN_CONFIG`, then ./config.yaml; None means built-in defaults."""
     for candidate, origin in ((explicit, "--config"), (env.get(CONFIG_ENV), f"${CONFIG_ENV}")):
         if candidate:
-            path = Path(candidate)
-            if not path.is_file():
-                raise ConfigError(f"config file not found: {path} (from {origin})")
-            return path
+            return check_config_file(Path(candidate), origin)
     default = Path(DEFAULT_CONFIG_NAME)
-    return default if default.is_file() else None
+    return check_config_file(default, "the current directory") if os.path.lexists(default) else None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+    data = parse_config_yaml(read_config_text(path), path)
     if data is None:
         return {}
     if not isinstance(data, dict):

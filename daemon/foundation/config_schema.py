@@ -3,23 +3,45 @@
 `config.yaml` at the repository's top level mirrors these defaults exactly (a test checks). Unknown
 keys are refused (`extra="forbid"`), sections are frozen once built; `foundation.config` reads,
 validates and resolves a file into a `Config`.
+
+Every value accepted here must survive the children's hand-over unchanged: the supervisor writes the
+resolved config as JSON and each child validates it again. So numbers are finite (JSON has no inf or
+NaN; pydantic would write `null` and the child refuse it) and bounded above, booleans are not numbers,
+strings hold no NUL or lone surrogate (not UTF-8), and `exchange_params` holds only JSON values.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from autoretrain.daemon.foundation.config_values import INT64_MAX, check_json_value, check_strings, is_number
 from autoretrain.daemon.foundation.timeframes import parse_iso_ms, timeframe_ms
 
 _SYMBOL_RE = re.compile(r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$")
 
 
+_EARLIEST_START_MS = 31_536_000_000  # 1971-01-01: candles at or before the epoch are refused as invalid
+LATEST_START_MS = 32_503_680_000_000  # 3000-01-01: far enough, and far from datetime's year 9999
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_value(cls, value: Any, info: ValidationInfo) -> Any:
+        """Booleans are not numbers (`epochs: true` is not 1); strings must be writable as UTF-8 JSON."""
+        annotation = cls.model_fields[info.field_name].annotation if info.field_name in cls.model_fields else None
+        if isinstance(value, bool) and is_number(annotation):
+            raise ValueError("must be a number, not a boolean")
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):  # a section checks its own
+            check_strings(value)
+        return value
 
 
 def _check_timeframe(value: str) -> str:
@@ -41,17 +63,17 @@ class RetryConfig(_Section):
 
 class RegimeConfig(_Section):
     kind: Literal["momentum", "mean_reversion", "random_walk"]
-    candles: int = Field(ge=10)
+    candles: int = Field(ge=10, le=10_000_000)
     strength: float = Field(0.5, ge=0.0, lt=1.0)
     volatility: float | None = Field(None, gt=0, le=0.2)
 
 
 class SimulatedConfig(_Section):
-    seed: int = 7
+    seed: int = Field(7, ge=-INT64_MAX, le=INT64_MAX)
     speed: float = Field(3600.0, gt=0, le=10_000_000)
     start: str = "2024-01-01T00:00:00Z"
     history_candles: int = Field(1200, ge=0, le=1_000_000)
-    start_price: float = Field(30000.0, gt=0)
+    start_price: float = Field(30000.0, ge=1e-8, le=1e9)
     volatility: float = Field(0.01, gt=0, le=0.2)
     regimes: list[RegimeConfig] = Field(
         default_factory=lambda: [
@@ -61,16 +83,27 @@ class SimulatedConfig(_Section):
         min_length=1,
     )
 
+    @field_validator("start", mode="before")
+    @classmethod
+    def _yaml_timestamp_as_text(cls, value: Any) -> Any:
+        """An unquoted `start: 2024-01-01` is a date to YAML; it means the same as the quoted text."""
+        return value.isoformat() if isinstance(value, (date, datetime)) else value
+
     @field_validator("start")
     @classmethod
     def _start_is_iso(cls, value: str) -> str:
-        parse_iso_ms(value)
+        try:
+            start_ms = parse_iso_ms(value)
+        except OverflowError:
+            start_ms = -1
+        if not _EARLIEST_START_MS <= start_ms < LATEST_START_MS:
+            raise ValueError("must lie between 1971-01-01 and 3000-01-01")
         return value
 
 
 class ReplayConfig(_Section):
     speed: float = Field(3600.0, gt=0, le=10_000_000)
-    history_candles: int = Field(2000, ge=0)
+    history_candles: int = Field(2000, ge=0, le=1_000_000)
 
 
 class MarketConfig(_Section):
@@ -106,8 +139,11 @@ class MarketConfig(_Section):
                                  (types == (int, float) and isinstance(value[key], bool))):
                 names = " or ".join(t.__name__ for t in types)
                 raise ValueError(f"{key} must be {names}, not {type(value[key]).__name__} ({value[key]!r})")
-        if "timeout" in value and value["timeout"] <= 0:
-            raise ValueError(f"timeout must be positive milliseconds, not {value['timeout']!r}")
+        check_json_value(value)  # handed to the children as JSON, then to ccxt
+        if "timeout" in value and not 0 < value["timeout"] <= 3_600_000:
+            raise ValueError(f"timeout must be positive milliseconds, at most an hour, not {value['timeout']!r}")
+        if "rateLimit" in value and not 0 <= value["rateLimit"] <= 600_000:
+            raise ValueError(f"rateLimit must be 0 to 600000 milliseconds, not {value['rateLimit']!r}")
         return value
 
     @field_validator("symbols")
@@ -139,14 +175,14 @@ DEFAULT_TRIGGERS: tuple[Trigger, ...] = ("drift", "losing_money")  # the guide's
 
 class AutoTrainingConfig(_Section):
     enabled: bool = True
-    min_trades_before_retrain: int = Field(50, ge=0)
-    max_days_between_retrain: float = Field(30, gt=0)
+    min_trades_before_retrain: int = Field(50, ge=0, le=1_000_000_000)
+    max_days_between_retrain: float = Field(30, gt=0, le=3650)
     min_win_rate_threshold: float = Field(0.45, ge=0, le=1)
-    min_signals: int = Field(20, ge=0)
-    first_model_signals: int = Field(100, ge=0)
+    min_signals: int = Field(20, ge=0, le=1_000_000_000)
+    first_model_signals: int = Field(100, ge=0, le=1_000_000_000)  # 10**9: never (the backtest schedule)
     win_rate_scope: Literal["current_model", "rolling", "cumulative"] = "current_model"
-    rolling_window: int = Field(100, ge=1)
-    cooldown_hours: float = Field(12.0, ge=0)
+    rolling_window: int = Field(100, ge=1, le=1_000_000_000)
+    cooldown_hours: float = Field(12.0, ge=0, le=8760)
     cooldown_max_factor: float = Field(8.0, ge=1, le=1000)
     max_retrains_per_day: int = Field(4, ge=1, le=1000)
     train_at_start: bool = True
@@ -175,19 +211,19 @@ class ModelConfig(_Section):
 class TrainingConfig(_Section):
     days: float = Field(180, gt=0, le=3650)
     epochs: int = Field(50, ge=1, le=10_000)
-    patience: int = Field(10, ge=1)
-    min_candles: int = Field(1000, ge=1)
+    patience: int = Field(10, ge=1, le=10_000)
+    min_candles: int = Field(1000, ge=1, le=10_000_000)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(128, ge=1, le=65536)
     learning_rate: float = Field(0.002, gt=0, le=1)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, le=1)
     validation_fraction: float = Field(0.2, gt=0, lt=0.9)
     threads: int = Field(2, ge=1, le=256)
     nice: int = Field(10, ge=0, le=19)
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)  # torch and numpy both take it
     warm_start: bool = True
     warm_start_epochs: int = Field(10, ge=1, le=10_000)
-    warm_start_candles: int = Field(2000, ge=100)
+    warm_start_candles: int = Field(2000, ge=100, le=10_000_000)
 
 
 class PromotionConfig(_Section):
@@ -195,32 +231,32 @@ class PromotionConfig(_Section):
     min_improvement: float = Field(0.0, ge=0, le=1)
     require_significance: bool = False
     significance_level: float = Field(0.05, gt=0, lt=1)
-    eval_candles: int = Field(500, ge=20)
-    min_eval_samples: int = Field(100, ge=1)
-    parity_tolerance: float = Field(1e-4, gt=0)
-    keep_candidates: int = Field(5, ge=0)
+    eval_candles: int = Field(500, ge=20, le=1_000_000)
+    min_eval_samples: int = Field(100, ge=1, le=1_000_000)
+    parity_tolerance: float = Field(1e-4, gt=0, le=1)
+    keep_candidates: int = Field(5, ge=0, le=10_000)
 
 
 class AlgorithmWeights(_Section):
-    rsi: float = Field(1.0, ge=0)
-    macd: float = Field(1.0, ge=0)
-    ma_cross: float = Field(1.0, ge=0)
-    bollinger: float = Field(1.0, ge=0)
+    rsi: float = Field(1.0, ge=0, le=1000)
+    macd: float = Field(1.0, ge=0, le=1000)
+    ma_cross: float = Field(1.0, ge=0, le=1000)
+    bollinger: float = Field(1.0, ge=0, le=1000)
 
 
 class SignalsConfig(_Section):
     confidence_threshold: float = Field(0.55, ge=0.5, le=1)
     fee_bps: float = Field(10.0, ge=0, le=1000)
-    model_weight: float = Field(2.0, ge=0)
+    model_weight: float = Field(2.0, ge=0, le=1000)
     algorithms: AlgorithmWeights = Field(default_factory=AlgorithmWeights)
-    performance_window: int = Field(100, ge=1)
+    performance_window: int = Field(100, ge=1, le=10_000_000)
 
 
 class ControlConfig(_Section):
     endpoint: str | None = None
     timeout_ms: int = Field(5000, ge=10, le=600_000)
     retries: int = Field(3, ge=1, le=100)
-    max_request_bytes: int = Field(65536, ge=256)
+    max_request_bytes: int = Field(65536, ge=256, le=64 << 20)  # libzmq takes a 64-bit size; 64 MiB is plenty
 
     @field_validator("endpoint")
     @classmethod
@@ -231,9 +267,11 @@ class ControlConfig(_Section):
             raise ValueError("abstract-namespace sockets (ipc://@...) are refused: their permissions mean nothing")
         if value.startswith("ipc://"):
             return value
-        match = re.match(r"^tcp://(127\.0\.0\.1|localhost|\[::1\]):\d+$", value)
+        match = re.match(r"^tcp://(127\.0\.0\.1|localhost|\[::1\]):([0-9]{1,5})$", value)
         if not match:
             raise ValueError("endpoint must be ipc://PATH or tcp://127.0.0.1:PORT (loopback only)")
+        if not 1 <= int(match.group(2)) <= 65535:
+            raise ValueError(f"port {match.group(2)} is not a TCP port (1 to 65535)")
         return value
 
 
@@ -243,12 +281,12 @@ class LoggingConfig(_Section):
 
 
 class SupervisorConfig(_Section):
-    restart_backoff_initial: float = Field(1.0, gt=0)
-    restart_backoff_max: float = Field(30.0, gt=0)
-    max_restarts: int = Field(5, ge=0)
-    restart_window: float = Field(120.0, gt=0)
-    ready_timeout: float = Field(120.0, gt=0)
-    stop_timeout: float = Field(20.0, gt=0)
+    restart_backoff_initial: float = Field(1.0, gt=0, le=3600)
+    restart_backoff_max: float = Field(30.0, gt=0, le=86_400)
+    max_restarts: int = Field(5, ge=0, le=10_000)
+    restart_window: float = Field(120.0, gt=0, le=86_400)
+    ready_timeout: float = Field(120.0, gt=0, le=86_400)
+    stop_timeout: float = Field(20.0, gt=0, le=3600)
     child_timeout: float = Field(60.0, ge=5, le=86_400)
 
 
@@ -257,7 +295,7 @@ class IngestConfig(_Section):
 
 
 class InferenceConfig(_Section):
-    model_check_interval: float = Field(10.0, gt=0)
+    model_check_interval: float = Field(10.0, gt=0, le=3600)
     threads: int = Field(1, ge=1, le=64)
 
 
@@ -269,7 +307,7 @@ class Config(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
-    heartbeat_interval: float = Field(300.0, gt=0)
+    heartbeat_interval: float = Field(300.0, gt=0, le=86_400)
     control: ControlConfig = Field(default_factory=ControlConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
