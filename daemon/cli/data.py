@@ -7,7 +7,17 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from autoretrain.daemon.cli.arguments import add_json_flag, date_arg, emit, positive_float, symbol_arg, terminal_bar, timeframe_arg
+from autoretrain.daemon.cli.arguments import (
+    MAX_LISTED,
+    add_json_flag,
+    config_float,
+    date_arg,
+    emit,
+    int_in,
+    symbol_arg,
+    terminal_bar,
+    timeframe_arg,
+)
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import UsageError
 from autoretrain.daemon.foundation.timeframes import DAY_MS, iso, timeframe_ms
@@ -26,7 +36,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     download.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
     download.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
     span = download.add_mutually_exclusive_group(required=True)
-    span.add_argument("--days", type=positive_float, help="how many days back from the market's current time")
+    span.add_argument("--days", type=config_float("market.backfill_days"),
+                      help="how many days back from the market's current time (within market.backfill_days' limits)")
     span.add_argument("--since", type=date_arg, metavar="ISO-DATE", help="first candle, e.g. 2024-01-01")
     download.add_argument("--until", type=date_arg, metavar="ISO-DATE", help="last candle (default: newest closed)")
     add_json_flag(download)
@@ -47,7 +58,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     candles.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
     candles.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
     candles.add_argument("--exchange", default=None, help="exchange key in the store (default: the configured source)")
-    candles.add_argument("--gaps", type=int, default=10, metavar="N", help="list the N largest gaps (text output)")
+    candles.add_argument("--gaps", type=int_in(0, MAX_LISTED), default=10, metavar="N",
+                         help="list the N largest gaps (text output)")
     add_json_flag(candles)
     candles.set_defaults(handler=run_candles)
 

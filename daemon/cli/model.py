@@ -15,11 +15,12 @@ from typing import Any
 
 from autoretrain.daemon.cli.arguments import (
     add_json_flag,
+    config_float,
+    config_int,
     emit,
-    positive_float,
-    positive_int,
     symbol_arg,
     timeframe_arg,
+    version_arg,
 )
 from autoretrain.daemon.cli.live import DaemonNotRunning, request
 from autoretrain.daemon.foundation.config_schema import Config
@@ -46,8 +47,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                             "Train an LSTM on the stored candles, export it to ONNX, check parity, score it against "
                             "the promoted model and the majority baseline on recent candles neither has seen, "
                             "register it and promote it per --promote.")
-    train.add_argument("--epochs", type=positive_int, default=None, help="default: training.epochs")
-    train.add_argument("--days", type=positive_float, default=None,
+    train.add_argument("--epochs", type=config_int("training.epochs"), default=None, help="default: training.epochs")
+    train.add_argument("--days", type=config_float("training.days"), default=None,
                        help="days of candles to learn from (default: training.days)")
     train.add_argument("--promote", choices=("auto", "always", "never"), default="auto",
                        help="auto: only if it beats the champion and the baseline (default); always; never")
@@ -56,7 +57,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     promote = _symbol_command(commands, common, "promote", run_promote, "make a version the promoted model",
                               "Verify a version (checksum, schema, parity) and point the registry at it; "
                               "a running daemon hot-swaps to it.")
-    promote.add_argument("version", metavar="VERSION", help="e.g. v0007 (or 7)")
+    promote.add_argument("version", type=version_arg, metavar="VERSION", help="e.g. v0007 (or 7)")
     _symbol_command(commands, common, "rollback", run_rollback, "go back to the previous promoted model",
                     "Point the registry back at the previous champion (verified first).")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from autoretrain.daemon.cli.arguments import add_json_flag, emit, positive_int, symbol_arg, timeframe_arg
+from autoretrain.daemon.cli.arguments import MAX_LISTED, add_json_flag, emit, int_in, symbol_arg, timeframe_arg
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import NoInputError
 from autoretrain.daemon.foundation.formatting import pct, signed_pct
@@ -40,7 +40,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                                               "(or 'pending' until the exit candle is stored).")
     signals.add_argument("symbol", type=symbol_arg, metavar="SYMBOL")
     signals.add_argument("--timeframe", type=timeframe_arg, default=None, help="default: market.timeframe")
-    signals.add_argument("--last", type=positive_int, default=20, metavar="N", help="how many (default 20)")
+    signals.add_argument("--last", type=int_in(1, MAX_LISTED), default=20, metavar="N",
+                         help=f"how many (default 20, at most {MAX_LISTED})")
     add_json_flag(signals)
     signals.set_defaults(handler=run_signals)
 

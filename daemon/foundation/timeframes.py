@@ -11,6 +11,8 @@ _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 8
 _TIMEFRAME_RE = re.compile(r"^([1-9][0-9]*)([smhdw])$")
 # 1970-01-01 was a Thursday; exchanges start weekly candles on Monday 1970-01-05.
 _WEEK_OFFSET_MS = 4 * 86_400_000
+#: what `iso` says for a time outside the calendar (years 1 to 9999)
+OUT_OF_RANGE = "out-of-range time"
 
 
 def timeframe_ms(timeframe: str) -> int:
@@ -40,11 +42,28 @@ def last_closed_open_ms(now_ms: int, timeframe: str) -> int:
     return floor_to_timeframe(now_ms, timeframe) - timeframe_ms(timeframe)
 
 
-def iso(ts_ms: int | None) -> str | None:
-    """ISO-8601 UTC string for logs and reports ('2024-01-01T00:00:00Z')."""
+def _shown(value: object, limit: int = 24) -> str:
+    """A number as text for a message, cut short (str() of a many-thousand-digit int even raises)."""
+    try:
+        text = str(value)
+    except ValueError:
+        return "a number too long to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def iso(ts_ms: float | None) -> str | None:
+    """ISO-8601 UTC string for logs and reports ('2024-01-01T00:00:00Z').
+
+    Total, because it formats whatever a store or an exchange holds: a time no calendar date can show
+    (after the year 9999, before the year 1, NaN) comes back as `out-of-range time (N ms)`, never an
+    exception that would take a heartbeat or a report down with it."""
     if ts_ms is None:
         return None
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    except (ValueError, OverflowError, OSError, TypeError):
+        return f"{OUT_OF_RANGE} ({_shown(ts_ms)} ms)"
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%SZ}"
 
 
 def parse_iso_ms(text: str) -> int:
@@ -55,7 +74,8 @@ def parse_iso_ms(text: str) -> int:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"invalid date {text!r}: expected ISO-8601 such as 2024-01-31 or 2024-01-31T12:00:00Z") from None
+        shown = repr(text) if len(text) <= 40 else f"{text[:40]!r}... ({len(text)} characters)"
+        raise ValueError(f"invalid date {shown}: expected ISO-8601 such as 2024-01-31 or 2024-01-31T12:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)

@@ -1,8 +1,11 @@
 """Candles from any ccxt exchange: paginated, retried, validated, closed candles only.
 
 `market.exchange_params` goes to the ccxt constructor as-is (API keys, `urls`, `options`, `timeout`),
-which is also how tests point ccxt at a local fake exchange. Network errors, timeouts, 429 and 5xx
-and malformed responses are retried with exponential backoff and jitter (honouring Retry-After).
+which is also how tests point ccxt at a local fake exchange. Network errors, timeouts, 429 and 5xx,
+malformed responses and the exchanges' "system error, try again" answers are retried with exponential
+backoff and jitter, waiting at least as long as a rate-limited exchange asks (Retry-After, Bybit's
+X-Bapi-Limit-Reset-Timestamp, ...: `market/retry.py`). Candles that open after the exchange's own
+time, misaligned, non-finite or inconsistent ones are rejected with the reason, never stored.
 An empty page before the exchange's current time is not the end: it is retried, and if the exchange
 still returns nothing the range is reported as a hole.
 """
@@ -10,17 +13,33 @@ still returns nothing the range is reported as a hole.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+
 from autoretrain.daemon.foundation import candles as candle_ops
+from autoretrain.daemon.foundation.candles import Rejection
 from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
-from autoretrain.daemon.foundation.timeframes import floor_to_timeframe, iso, last_closed_open_ms, timeframe_ms
+from autoretrain.daemon.foundation.timeframes import (
+    alignment_offset_ms,
+    floor_to_timeframe,
+    iso,
+    last_closed_open_ms,
+    timeframe_ms,
+)
 from autoretrain.daemon.market.base import Batch, CandleSource, Hole
-from autoretrain.daemon.market.retry import Backoff, call_with_retry, parse_retry_after
+from autoretrain.daemon.market.retry import Backoff, call_with_retry, parse_retry_after, rate_limit_wait
 
 log = logging.getLogger("autoretrain.ccxt")
+#: how far past the exchange's measured time a candle may open before it is taken for one from the future
+FUTURE_TOLERANCE_MS = 60_000
+#: what exchanges say in a passing failure that ccxt maps to a plain ExchangeError
+TRANSIENT_MESSAGE = re.compile(r"system (error|is busy|busy|is abnormal|abnormal|exception)|internal (system )?error|"
+                               r"try again|temporar|server (is )?busy|overload|service unavailable|timed? ?out",
+                               re.IGNORECASE)
 
 
 class MalformedResponse(Exception):
@@ -63,11 +82,24 @@ class CcxtSource(CandleSource):
     # -- calls with retries -------------------------------------------------------------------------
 
     def _is_retryable(self, exc: BaseException) -> bool:
-        return isinstance(exc, (self._ccxt.OperationFailed, MalformedResponse))
+        return isinstance(exc, (self._ccxt.OperationFailed, MalformedResponse)) or self._is_transient(exc)
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        """A plain ExchangeError that says it is passing ("system error, try again"): ccxt maps many such
+        exchange codes (Bybit 10016, Binance -1001, Bitget 40015, ...) to the generic class, not to a
+        network error; its subclasses (bad request, bad symbol, credentials) are never retried."""
+        return type(exc) is self._ccxt.ExchangeError and TRANSIENT_MESSAGE.search(str(exc)) is not None
+
+    def _exchange_clock_ms(self) -> float:
+        """The exchange's time by the last measured offset, without asking it (reset headers name moments)."""
+        return time.time() * 1000 + self._offset_ms
 
     def _retry_after(self, exc: BaseException) -> float | None:
-        if isinstance(exc, (self._ccxt.DDoSProtection, self._ccxt.RateLimitExceeded, self._ccxt.ExchangeNotAvailable)):
-            return parse_retry_after(getattr(self.client, "last_response_headers", None))
+        headers = getattr(self.client, "last_response_headers", None)
+        if isinstance(exc, (self._ccxt.DDoSProtection, self._ccxt.RateLimitExceeded)):
+            return rate_limit_wait(headers, self._exchange_clock_ms())
+        if isinstance(exc, self._ccxt.ExchangeNotAvailable):
+            return parse_retry_after(headers)
         return None
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
@@ -128,8 +160,17 @@ class CcxtSource(CandleSource):
 
     # -- pagination -----------------------------------------------------------------------------------
 
+    def _from_the_future(self, candles: np.ndarray, now_ms: int) -> tuple[np.ndarray, list[Rejection]]:
+        """Split off candles that open after the exchange's own time (beyond a minute of clock error): no
+        exchange has them, so they are garbage, rejected with the reason rather than silently dropped."""
+        late = candles["ts"] > now_ms + FUTURE_TOLERANCE_MS
+        reasons = [Rejection(int(i), int(candles["ts"][i]), f"candle from the future: it opens after "
+                             f"{self.exchange}'s current time {iso(now_ms)}") for i in np.flatnonzero(late)]
+        return candles[~late], reasons
+
     def fetch(self, symbol: str, timeframe: str, since_ms: int, until_ms: int | None = None) -> Iterator[Batch]:
         step = timeframe_ms(timeframe)
+        offset = alignment_offset_ms(timeframe)
         self._ensure_markets(symbol, timeframe)
         now = self.now_ms()
         end = last_closed_open_ms(now, timeframe)
@@ -138,11 +179,19 @@ class CcxtSource(CandleSource):
         start = floor_to_timeframe(since_ms + step - 1, timeframe)
         cursor = start
         empty_pages = 0
+        pending: dict[tuple[int | None, str], Rejection] = {}  # rejected since the last batch, each once
         while cursor <= end:
             rows = self._fetch_page(symbol, timeframe, cursor)
             parsed, rejected = candle_ops.from_rows(rows)
-            in_range = parsed[(parsed["ts"] >= cursor) & (parsed["ts"] <= end)]
-            if len(in_range) == 0:
+            parsed, future = self._from_the_future(parsed, self.now_ms())
+            # up to the open candle: an open time between the last closed one and it can only be misaligned
+            in_range = parsed[(parsed["ts"] >= cursor) & (parsed["ts"] < end + step)]
+            valid, invalid = candle_ops.validate(in_range, timeframe, now)
+            for rejection in rejected + future + invalid:
+                pending.setdefault((rejection.ts, rejection.reason), rejection)
+            # only aligned open times move the cursor: a misaligned one is garbage, not a position
+            aligned = in_range["ts"][(in_range["ts"] - offset) % step == 0]
+            if len(aligned) == 0:
                 empty_pages += 1
                 if empty_pages < self.backoff.attempts:
                     wait = self.backoff.delay(empty_pages - 1)
@@ -152,16 +201,17 @@ class CcxtSource(CandleSource):
                     continue
                 hole = Hole(cursor, end, f"{self.exchange} returned no candles after {empty_pages} attempts")
                 log.error("hole in %s %s: %s", symbol, timeframe, hole.describe())
-                yield Batch(candle_ops.empty(), rejected, [hole], cursor_ts=end + step, start_ts=start, end_ts=end)
+                yield Batch(candle_ops.empty(), list(pending.values()), [hole], cursor_ts=end + step, start_ts=start,
+                            end_ts=end)
                 return
             empty_pages = 0
-            valid, invalid = candle_ops.validate(in_range, timeframe, now)
             valid, conflicts = candle_ops.normalise(valid)
             for conflict in conflicts:
                 log.warning("%s sent two different candles for %s %s at %s; keeping the later one",
                             self.exchange, symbol, timeframe, iso(conflict.ts))
-            cursor = int(in_range["ts"].max()) + step
-            yield Batch(valid, rejected + invalid, cursor_ts=cursor, start_ts=start, end_ts=end)
+            cursor = int(aligned.max()) + step
+            yield Batch(valid, list(pending.values()), cursor_ts=cursor, start_ts=start, end_ts=end)
+            pending = {}
 
     def close(self) -> None:
         session = getattr(self.client, "session", None)

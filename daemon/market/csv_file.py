@@ -1,18 +1,19 @@
 """Reading `timestamp,open,high,low,close,volume` CSV files (ms UTC; `.csv` or `.csv.gz`), all or nothing.
 
 Rows may come in any order (many exports are newest first); exact duplicate rows are collapsed; two
-rows with the same timestamp and different values are an error. Any bad row makes the whole file
+rows with the same timestamp and different values are an error, and so is a candle that closes after
+the current time (a candle from the future is no closed candle). Any bad row makes the whole file
 fail with one line naming the file, the line and the problem, so nothing half-read is ever stored.
+What is read is bounded (`market/input_file.py`): regular files only, size and line length capped.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import re
+import time
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from autoretrain.daemon.foundation import candles as candle_ops
-from autoretrain.daemon.foundation.errors import DataError, NoInputError
+from autoretrain.daemon.foundation.errors import DataError
+from autoretrain.daemon.foundation.timeframes import iso, timeframe_ms
+from autoretrain.daemon.market.input_file import read_bounded_text
 from autoretrain.ipc.candles import CANDLE_DTYPE
 
 CSV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -34,28 +37,6 @@ class CsvCandles:
     candles: np.ndarray  # sorted, unique
     rows: int
     duplicates: int
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    with path.open("rb") as raw:
-        magic = raw.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return path.open("r", encoding="utf-8", newline="")
-
-
-def _read_text(path: Path) -> str:
-    try:
-        with _open_text(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise NoInputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise NoInputError(f"{path}: is a directory, not a CSV file") from None
-    except PermissionError:
-        raise NoInputError(f"{path}: permission denied") from None
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
 
 
 def _parse_header(path: Path, text: str) -> dict[str, int]:
@@ -165,11 +146,22 @@ def _careful_parse(path: Path, text: str, columns: dict[str, int]) -> tuple[np.n
     return batch, line_of
 
 
-def _checked(path: Path, batch: np.ndarray, line_of: np.ndarray, timeframe: str) -> CsvCandles:
-    """Validated, sorted, de-duplicated candles; DataError naming the line of the first problem."""
+def _future_row(batch: np.ndarray, timeframe: str, now_ms: int) -> int | None:
+    """Index of the first row (in file order) whose candle closes after `now_ms`: not a closed candle."""
+    late = np.flatnonzero(batch["ts"] > now_ms - timeframe_ms(timeframe))
+    return int(late[0]) if len(late) else None
+
+
+def _checked(path: Path, batch: np.ndarray, line_of: np.ndarray, timeframe: str, now_ms: int) -> CsvCandles:
+    """Validated, sorted, de-duplicated closed candles; DataError naming the line of the first problem."""
     _, rejected = candle_ops.validate(batch, timeframe)
-    if rejected:
-        first = min(rejected, key=lambda r: r.index)
+    first = min(rejected, key=lambda r: r.index) if rejected else None
+    future = _future_row(batch, timeframe, now_ms)
+    if future is not None and (first is None or future < first.index):
+        ts = int(batch["ts"][future])
+        raise DataError(f"{path} line {line_of[future]}: candle at {iso(ts)} closes at {iso(ts + timeframe_ms(timeframe))}, "
+                        f"after the current time {iso(now_ms)}: a candle from the future is not a closed candle")
+    if first is not None:
         raise DataError(f"{path} line {line_of[first.index]}: invalid candle at {first.describe()}")
     unique, conflicts = candle_ops.normalise(batch)
     if conflicts:
@@ -180,17 +172,19 @@ def _checked(path: Path, batch: np.ndarray, line_of: np.ndarray, timeframe: str)
     return CsvCandles(unique, rows=len(batch), duplicates=len(batch) - len(unique))
 
 
-def read_candle_csv(path: str | Path, timeframe: str) -> CsvCandles:
+def read_candle_csv(path: str | Path, timeframe: str, *, now_ms: int | None = None) -> CsvCandles:
     """Read and validate a whole file; raises DataError naming the file and line on the first problem.
 
-    Files of plain numbers take a fast all-numeric parse; anything else (blank lines, text, NaN, empty
-    fields, ragged rows) is re-read field by field so that an error names the exact line.
+    Only candles closed by `now_ms` (default: the wall clock) are accepted. Files of plain numbers take
+    a fast all-numeric parse; anything else (blank lines, text, NaN, empty fields, ragged rows) is
+    re-read field by field so that an error names the exact line.
     """
     path = Path(path)
-    text = _read_text(path)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    text = read_bounded_text(path)
     columns = _parse_header(path, text)
     fast = _fast_parse(text, columns)
     if fast is not None and not _BLANK_LINE.search(text.rstrip()):
-        return _checked(path, fast, np.arange(len(fast)) + 2, timeframe)
+        return _checked(path, fast, np.arange(len(fast)) + 2, timeframe, now)
     batch, line_of = _careful_parse(path, text, columns)
-    return _checked(path, batch, line_of, timeframe)
+    return _checked(path, batch, line_of, timeframe, now)

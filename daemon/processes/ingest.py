@@ -78,13 +78,30 @@ class Ingest:
 
     # -- start-up --------------------------------------------------------------------------------------
 
+    def _newest_closed(self, symbol: str, now_ms: int, *, warn: bool) -> tuple[int | None, int]:
+        """(open time of the newest stored candle closed by `now_ms`, how many stored ones are from the future).
+
+        A candle from the future in the store (imported by hand or by an older version) is no closed
+        candle: following from it would wait for years, silently. It is named in an error and passed over."""
+        closed = last_closed_open_ms(now_ms, self.timeframe)
+        last = self.candles.summary(self.exchange, symbol, self.timeframe).last_ts
+        if last is None or last <= closed:
+            return last, 0
+        future = len(self.candles.window(self.exchange, symbol, self.timeframe, start_ms=closed + 1))
+        if warn:
+            self.child.log.error("the store holds %d %s %s candle(s) from the future (the newest opens %s, after the "
+                                 "market's time %s): not closed candles; following from the newest closed one",
+                                 future, symbol, self.timeframe, iso(last), iso(now_ms))
+        before = self.candles.latest(self.exchange, symbol, self.timeframe, 1, end_ms=closed)
+        return (int(before["ts"][-1]) if len(before) else None), future
+
     def backfill_all(self) -> None:
         days = self.config.market.backfill_days or self.config.training.days
         now = self.source.now_ms()
         for feed in self.feeds.values():
             if self.child.stopping:
                 return
-            last = self.candles.summary(self.exchange, feed.symbol, self.timeframe).last_ts
+            last, _ = self._newest_closed(feed.symbol, now, warn=True)
             since = max(now - int(days * DAY_MS), (last + self.step) if last is not None else 0)
             self.child.report("backfilling", symbol=feed.symbol, backfill_page=0)
 
@@ -102,10 +119,13 @@ class Ingest:
             for hole in report.holes if report else []:
                 self.child.log.error("backfill of %s left a hole: %s", feed.symbol, hole.describe())
             summary = self.candles.summary(self.exchange, feed.symbol, self.timeframe)
-            feed.last_ts = summary.last_ts
-            feed.ring.reset(self.candles.latest(self.exchange, feed.symbol, self.timeframe, feed.ring.capacity))
+            now = self.source.now_ms()
+            feed.last_ts, future = self._newest_closed(feed.symbol, now, warn=False)
+            feed.ring.reset(self.candles.latest(self.exchange, feed.symbol, self.timeframe, feed.ring.capacity,
+                                                end_ms=last_closed_open_ms(now, self.timeframe)))
             self.child.log.info("backfilled %s %s: %d new candles, %d stored, newest %s", feed.symbol,
-                                self.timeframe, report.inserted if report else 0, summary.count, iso(summary.last_ts))
+                                self.timeframe, report.inserted if report else 0, summary.count - future,
+                                iso(feed.last_ts))
 
     # -- following -------------------------------------------------------------------------------------
 

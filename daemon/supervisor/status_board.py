@@ -9,6 +9,7 @@ policy code inference uses; training progress from the trainer's reports and the
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -24,6 +25,13 @@ from autoretrain.ipc import messages
 from autoretrain.models.registry import Registry
 
 SYMBOLS_TTL_S = 1.0
+log = logging.getLogger("autoretrain.supervisor")
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line for a log record or a status field."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class StatusBoard:
@@ -36,6 +44,7 @@ class StatusBoard:
         self._psutil: dict[int, psutil.Process] = {}
         self.training_progress: dict[str, Any] | None = None  # newest retrain.progress (every epoch)
         self._symbols_cache: tuple[float, list[SymbolState]] | None = None
+        self._unreadable: dict[str, str] = {}  # symbol -> why its state could not be read, while it lasts
 
     def db(self) -> Database:
         """The supervisor's one store connection (status, control commands, checkpoints), opened on first use."""
@@ -119,14 +128,34 @@ class StatusBoard:
         return states
 
     def _read_symbol_states(self) -> list[SymbolState]:
-        db = self.db()
+        """Every symbol's state; one whose reads fail (a damaged store, a value no code path expected) is
+        an `unreadable` state and a logged error, never an exception: the supervisor must survive its reads."""
         serving = self._serving_versions()
         training = self._training()
-        return [read_symbol_state(self.config, db, self.registry, symbol, serving_version=serving.get(symbol),
-                                  serving_known="inference" in self.children.table and
-                                  self.children.table["inference"].ready,
-                                  training=training if training and training.get("symbol") == symbol else None)
-                for symbol in self.config.market.symbols]
+        serving_known = "inference" in self.children.table and self.children.table["inference"].ready
+        states = []
+        for symbol in self.config.market.symbols:
+            try:
+                state = read_symbol_state(self.config, self.db(), self.registry, symbol,
+                                          serving_version=serving.get(symbol), serving_known=serving_known,
+                                          training=training if training and training.get("symbol") == symbol else None)
+            except Exception as exc:  # noqa: BLE001 - whatever the store holds, the heartbeat goes on
+                state = SymbolState.unreadable(symbol, self.config.market.timeframe, one_line(exc))
+            self._note_readable(symbol, state.error)
+            states.append(state)
+        return states
+
+    def _note_readable(self, symbol: str, error: str | None) -> None:
+        """Log a symbol's unreadable state once when it starts (or changes) and once when it ends."""
+        before = self._unreadable.get(symbol)
+        if error is not None and error != before:
+            log.error("cannot read the state of %s from the store: %s", symbol, error)
+        elif error is None and before is not None:
+            log.info("the state of %s is readable again", symbol)
+        if error is None:
+            self._unreadable.pop(symbol, None)
+        else:
+            self._unreadable[symbol] = error
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -40,6 +40,15 @@ class SymbolState:
     performance: dict[str, Any]
     win_rate_scope: str = ""
     model_record: dict[str, Any] | None = None  # the serving model's own record in its current window
+    error: str | None = None  # why the state could not be read (a damaged store): the rest is empty
+
+    @classmethod
+    def unreadable(cls, symbol: str, timeframe: str, error: str) -> SymbolState:
+        """The state of a symbol whose store reads failed: the heartbeat and `status` say why, and go on."""
+        return cls(symbol=symbol, timeframe=timeframe, candles=0, last_candle_ts=None, price=None,
+                   promoted_version=None, model_version=None, signals=0, win_rate=None, pnl_pct=None,
+                   needs_retrain=False, retrain_reason=f"state unreadable: {error}", retrain_trigger=None,
+                   last_retrain=None, training={}, performance={}, error=error)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,11 +61,13 @@ class SymbolState:
             "model_record": self.model_record,
             "needs_retrain": self.needs_retrain, "retrain_reason": self.retrain_reason,
             "retrain_trigger": self.retrain_trigger, "last_retrain": self.last_retrain,
-            "training": self.training, "performance": self.performance,
+            "training": self.training, "performance": self.performance, "error": self.error,
         }
 
     def heartbeat_line(self) -> str:
         """The guide's `Heartbeat | Price: … | Candles: … | Signals: … | Win Rate: …% | Needs Retrain: … | Last Retrain: …`."""
+        if self.error is not None:
+            return f"Heartbeat | {self.symbol} | state unreadable: {self.error}"
         price = f"${self.price:,.2f}" if self.price is not None else "n/a"
         win = pct(self.win_rate)
         last = (self.last_retrain or {}).get("market_time") or "never"

@@ -121,7 +121,7 @@ def test_no_signals_yet(write_config: Callable[..., Path]) -> None:
     (["performance", "ETH/USDT"], 66, "nothing stored for binance ETH/USDT 1h: no candles and no signals"),
     (["signals", SYM, "--timeframe", "4h"], 66, "nothing stored for binance BTC/USDT 4h"),
     (["performance", "BTCUSDT"], 2, "invalid symbol 'BTCUSDT'"),
-    (["signals", SYM, "--last", "0"], 2, "must be greater than 0: '0'"),
+    (["signals", SYM, "--last", "0"], 2, "out of range: expected a whole number from 1 to 100000, got '0'"),
     (["performance", SYM, "--timeframe", "7x"], 2, "invalid timeframe '7x'"),
 ])
 def test_bad_input_is_one_clear_line(filled: tuple[Path, Config], args: list[str], code: int, message: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,14 +13,19 @@ import numpy as np
 import pytest
 
 from autoretrain.daemon.foundation.config import load_config
-from autoretrain.daemon.foundation.errors import DataError
+from autoretrain.daemon.foundation.errors import DataError, NoInputError
 from autoretrain.daemon.foundation.timeframes import HOUR_MS
+from autoretrain.daemon.market import input_file
 from autoretrain.daemon.market.csv_file import read_candle_csv
 from autoretrain.daemon.store.database import Database
 from tests.support.cli import run_ctl
 from tests.support.data import random_walk_candles
 
 HEADER = "timestamp,open,high,low,close,volume"
+# the hour open now (it closes after now), five years ahead, the last hour of 9999: no closed candle among them
+OPEN_NOW = int(time.time() * 1000) // HOUR_MS * HOUR_MS
+IN_FIVE_YEARS = OPEN_NOW + 5 * 365 * 24 * HOUR_MS
+LAST_HOUR_OF_9999 = 253_402_297_200_000
 
 
 def csv_text(candles: np.ndarray, header: str = HEADER) -> str:
@@ -110,6 +117,19 @@ def _malformed_files(candles: np.ndarray) -> dict[str, tuple[str, str]]:
         "timestamp_1e30.csv": (HEADER + "\n1e30,1,1,1,1,1\n", r"line 2: timestamp 1e30 is out of range"),
         "blank_line_then_bad.csv": ("\n".join(good[:3] + ["", invalid[4]]) + "\n",
                                     r"line 5: invalid candle at .*high below open or close"),
+        "open_now.csv": ("\n".join(good[:3] + [f"{OPEN_NOW},1,2,0.5,1.5,10"] + good[3:]) + "\n",
+                         r"line 4: candle at .* closes at .*, after the current time .*: a candle from the future"),
+        "in_five_years.csv": ("\n".join(good + [f"{IN_FIVE_YEARS},1,2,0.5,1.5,10"]) + "\n",
+                              r"line 12: candle at .* after the current time .*: a candle from the future"),
+        "year_9999.csv": ("\n".join(good + [f"{LAST_HOUR_OF_9999},1,2,0.5,1.5,10"]) + "\n",
+                          r"line 12: candle at 9999-12-31T23:00:00Z closes at out-of-range time .*a candle from "
+                          r"the future"),
+        "year_9999_careful_path.csv": (HEADER + f"\n1704067200000,1,2,0.5,1.5,10\n{LAST_HOUR_OF_9999},1,2,0.5,1.5,\n",
+                                       r"line 3: empty value in column 'volume'"),  # the first problem is named
+        "header_longer_than_a_line_may_be.csv": (HEADER + ",x" * 70_000 + "\n1704067200000,1,2,0.5,1.5,10\n",
+                                                 r"line 1: longer than 8192 bytes"),
+        "data_line_too_long.csv": ("\n".join(good[:4] + [good[4] + " " * 9000] + good[5:]) + "\n",
+                                   r"line 5: longer than 8192 bytes"),
     }
 
 
@@ -157,3 +177,53 @@ def test_bad_arguments_are_one_line_usage_errors(write_config, tmp_path: Path) -
         result = run_ctl("--config", str(config), *args)
         assert result.returncode == 2
         assert len(result.stderr.strip().splitlines()) == 1 and "error:" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_special_files_are_refused_at_once_in_one_line(tmp_path: Path, write_config, kind: str) -> None:
+    config = write_config()
+    if kind == "fifo":
+        path = tmp_path / "candles.csv"
+        os.mkfifo(path)  # nobody writes: opening it for reading would block for ever
+    else:
+        path = Path("/dev/zero") if kind == "device" else tmp_path
+    started = time.monotonic()
+    with pytest.raises(NoInputError):
+        read_candle_csv(path, "1h")
+    result = import_csv(config, path)
+    assert time.monotonic() - started < 60  # neither call blocked nor read /dev/zero until memory ran out
+    assert result.returncode == 66, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    expected = {"fifo": "is a FIFO (named pipe), not a regular file", "device": "is a device, not a regular file",
+                "directory": "is a directory, not a CSV file"}[kind]
+    assert result.stderr.strip() == f"autoretrainctl: error: {path}: {expected}" + \
+        (": only regular files are read" if kind != "directory" else "")
+
+
+def test_a_file_larger_than_the_bound_is_refused_before_it_is_read(tmp_path: Path, write_config) -> None:
+    config = write_config()
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as handle:  # sparse: 1 GiB and a byte, on no disk space
+        handle.truncate(input_file.MAX_INPUT_BYTES + 1)
+    result = import_csv(config, path)
+    assert result.returncode == 65, result.stderr
+    assert result.stderr.strip() == (f"autoretrainctl: error: {path}: {input_file.MAX_INPUT_BYTES + 1} bytes, more "
+                                     f"than {input_file.MAX_INPUT_BYTES} (1024 MiB), the most a candle file may "
+                                     "hold: split it, or import it in parts")
+
+
+def test_a_file_without_line_breaks_is_refused_after_the_first_chunk(tmp_path: Path) -> None:
+    path = tmp_path / "zeros.csv"
+    path.write_bytes(b"0" * (64 * 2**20))
+    with pytest.raises(DataError, match="line 1: longer than 8192 bytes"):
+        read_candle_csv(path, "1h")
+
+
+def test_a_gzip_bomb_stops_at_the_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = csv_text(random_walk_candles(40_000, start_ms=1_500_000_000_000 // HOUR_MS * HOUR_MS))
+    path = tmp_path / "bomb.csv.gz"
+    path.write_bytes(gzip.compress(rows.encode()))
+    assert read_candle_csv(path, "1h").rows == 40_000  # within the bound it is an ordinary file
+    monkeypatch.setattr(input_file, "MAX_INPUT_BYTES", len(rows) - 1)  # one byte less than it inflates to
+    with pytest.raises(DataError, match=rf"more than {len(rows) - 1} bytes .* of data, the most a candle file may hold"):
+        read_candle_csv(path, "1h")

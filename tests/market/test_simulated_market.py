@@ -139,8 +139,10 @@ def test_download_command_works_offline_on_the_simulated_market(write_config) ->
 
 
 @pytest.mark.parametrize(("arguments", "code", "message"), [
-    (["--days", "inf"], 2, "argument --days: must be a finite number greater than 0: 'inf'"),
-    (["--days", "-1"], 2, "argument --days: must be a finite number greater than 0: '-1'"),
+    (["--days", "inf"], 2, "argument --days: expected a number greater than 0 and at most 3650 "
+                           "(as market.backfill_days in the configuration), got 'inf'"),
+    (["--days", "-1"], 2, "argument --days: out of range: expected a number greater than 0 and at most 3650 "
+                          "(as market.backfill_days in the configuration), got '-1'"),
     (["--since", "2024-02-01", "--until", "2024-01-01"], 64,
      "--until 2024-01-01T00:00:00Z is before --since 2024-02-01T00:00:00Z"),
 ])

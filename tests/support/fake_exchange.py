@@ -3,8 +3,9 @@
 It serves `/api/v3/ping`, `/api/v3/time`, `/api/v3/exchangeInfo` and `/api/v3/klines` (plus empty
 futures `exchangeInfo`, so ccxt's default market loading works) from a deterministic random-walk
 series, and injects faults on demand: HTTP 429 with Retry-After, 5xx, malformed JSON, a stalled
-response, empty pages, duplicate and out-of-order candles within a page, and corrupt candles (NaN,
-negative price). Real ccxt talks to it through `exchange_params()` (a `urls` override).
+response, empty pages, duplicate and out-of-order candles within a page, corrupt candles (NaN,
+negative price, an open time off the grid, a twin from years ahead) and, while `down` is set, an outage
+(every request answers 503). Real ccxt talks to it through `exchange_params()` (a `urls` override).
 """
 
 from __future__ import annotations
@@ -25,14 +26,22 @@ INTERVALS_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m
                 "1d": 86_400_000}
 
 
+#: how far ahead a 'future' corruption dates the twin of a candle (five years)
+FUTURE_TWIN_MS = 5 * 365 * 86_400_000
+
+
 @dataclass
 class Fault:
-    """What to do to the n-th klines request: kind is 'status', 'malformed', 'stall' or 'empty'."""
+    """What to do to the n-th klines request: kind is 'status', 'malformed', 'stall' or 'empty' (and, for
+    exchanges that answer errors in the body, 'code': `code` and `message` with HTTP 200, see fake_bybit)."""
 
     kind: str
     status: int = 0
     retry_after: float | None = None
     stall_s: float = 0.0
+    code: int = 0
+    message: str = ""
+    reset_in_s: float | None = None
 
 
 @dataclass
@@ -56,6 +65,7 @@ class FakeBinance:
     corrupt: dict[int, str] = field(default_factory=dict)
     duplicate_and_shuffle: bool = False
     missing: set[int] = field(default_factory=set)
+    down: bool = False  # while True every request answers 503 Service Unavailable (an outage)
 
     def __post_init__(self) -> None:
         self.requests: list[RequestRecord] = []
@@ -114,6 +124,12 @@ class FakeBinance:
                 row[1] = "-5.00"
             elif kind == "high_below":
                 row[2] = f"{min(float(row[1]), float(row[4])) * 0.9:.2f}"
+            elif kind == "misaligned":
+                row[0] += 1000  # one second off the timeframe's grid
+        for open_ms in [row[0] for row in rows if self.corrupt.get(row[0]) == "future"]:
+            twin = self.candle_at(symbol, interval, open_ms)
+            twin[0] = open_ms + FUTURE_TWIN_MS  # the same candle again, dated years ahead
+            rows.append(twin)
         if self.duplicate_and_shuffle and len(rows) > 2:
             rows = rows + rows[: len(rows) // 3]
             random.Random(f"{self.seed}:{params.get('startTime')}").shuffle(rows)
@@ -140,6 +156,8 @@ class FakeBinance:
     # -- HTTP -----------------------------------------------------------------------------------------
 
     def _respond(self, path: str, params: dict[str, str]) -> tuple[int, dict[str, str], bytes, str | None]:
+        if self.down:
+            return 503, {}, b"<html>503 Service Unavailable</html>", "down"
         if path.endswith("/klines"):
             with self._lock:
                 self.klines_requests += 1
