@@ -2,13 +2,16 @@
 
 Every failure ends in one line on stderr, `autoretrainctl: error: ...`, and a sysexits-style code:
 78 for configuration, 65 for bad data, 66 for a missing file, 69 for an unreachable exchange,
-2 for a bad command line. Results go to stdout, as text or, with `--json`, as one JSON document.
+2 for a bad command line, 75 for a store that is busy, damaged, unreadable or read-only (any
+`sqlite3.DatabaseError`: never reported as a bug). Results go to stdout, as text or, with `--json`,
+as one JSON document.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -18,9 +21,12 @@ from autoretrain.daemon.cli import data as data_commands
 from autoretrain.daemon.cli import live as live_commands
 from autoretrain.daemon.cli import model as model_commands
 from autoretrain.daemon.cli import performance as performance_commands
+from autoretrain.daemon.cli import store as store_commands
 from autoretrain.daemon.foundation.config import load_config
-from autoretrain.daemon.foundation.errors import EX_SOFTWARE, USER_ERRORS, exit_code
-from autoretrain.daemon.foundation.logs import setup_logging
+from autoretrain.daemon.foundation.config_schema import Config
+from autoretrain.daemon.foundation.errors import EX_SOFTWARE, EX_TEMPFAIL, USER_ERRORS, exit_code
+from autoretrain.daemon.foundation.logs import error_line, setup_logging
+from autoretrain.daemon.store.failures import describe_failure
 
 PROG = "autoretrainctl"
 EX_BAD_COMMAND_LINE = 2
@@ -51,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log progress (-v) or debug detail (-vv) to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     commands.required = True
-    for area in (data_commands, model_commands, performance_commands, live_commands, backtest_commands):
+    for area in (data_commands, model_commands, performance_commands, live_commands, backtest_commands, store_commands):
         area.register(commands, common_options())
     return parser
 
@@ -63,11 +69,12 @@ def _log_level(verbose: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging("ctl", _log_level(args.verbose))
+    config: Config | None = None
     try:
         config = load_config(args.config)
         return int(args.handler(args, config) or 0)
     except USER_ERRORS as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        error_line(PROG, str(exc))
         return exit_code(exc)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -75,7 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:
-        logging.getLogger("autoretrain").debug("internal error", exc_info=True)
+        logging.getLogger("autoretrain").debug("failed", exc_info=True)
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.ProgrammingError):
+            # the store failed under the command (damaged, unreadable, read-only, busy): not a bug
+            error_line(PROG, describe_failure(config.db_path if config else "the store", exc))
+            return EX_TEMPFAIL
         print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
         return EX_SOFTWARE
 

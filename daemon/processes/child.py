@@ -21,6 +21,7 @@ import ctypes
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,8 +32,9 @@ from typing import Any, Protocol
 import zmq
 
 from autoretrain.daemon.foundation.config_schema import Config
-from autoretrain.daemon.foundation.errors import USER_ERRORS, exit_code
+from autoretrain.daemon.foundation.errors import EX_TEMPFAIL, USER_ERRORS, exit_code
 from autoretrain.daemon.foundation.logs import log_uncaught, setup_logging
+from autoretrain.daemon.store.failures import describe_failure
 from autoretrain.ipc import messages
 from autoretrain.ipc.bus import Publisher, Subscriber, bus_endpoints
 from autoretrain.models.durable import write_atomic
@@ -47,6 +49,11 @@ def write_resolved_config(config: Config, runtime_dir: Path) -> Path:
     path = Path(runtime_dir) / RESOLVED_CONFIG_NAME
     write_atomic(path, config.model_dump_json().encode(), mode=0o640)
     return path
+
+
+def read_resolved_config(path: Path) -> Config:
+    """What `write_resolved_config` wrote: UTF-8 whatever the locale (a C locale would read it as ASCII)."""
+    return Config.model_validate_json(Path(path).read_bytes())
 
 
 def _stop_with_parent() -> None:
@@ -168,7 +175,7 @@ def run_child(name: str, make: Callable[[Child], ChildBody], argv: Sequence[str]
     parser = argparse.ArgumentParser(prog=f"autoretrain-{name}")
     parser.add_argument("--config-json", required=True, type=Path)
     args = parser.parse_args(argv)
-    config = Config.model_validate_json(args.config_json.read_text())
+    config = read_resolved_config(args.config_json)
     log = setup_logging(name, config.logging.level, config.logging.file)
     log_uncaught(log)
     child = Child(name, config)
@@ -182,6 +189,13 @@ def run_child(name: str, make: Callable[[Child], ChildBody], argv: Sequence[str]
     except USER_ERRORS as exc:
         child.log.error("%s cannot run: %s", name, exc)
         code = exit_code(exc)
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.ProgrammingError):  # the sqlite3 module misused: a bug, with its traceback
+            child.log.exception("%s failed", name)
+            code = 1
+        else:  # the store failed under it: one line, no traceback; the supervisor checks the store again
+            child.log.error("%s cannot run: %s", name, describe_failure(config.db_path, exc))
+            code = EX_TEMPFAIL
     except Exception:
         child.log.exception("%s failed", name)
         code = 1

@@ -1,7 +1,8 @@
 """The supervisor's arbiter loop (systemd Type=notify) over the ingest, inference and trainer processes.
 
 `Supervisor(config)` only holds state. `open()` takes an exclusive lock on the state directory and one
-on the runtime directory (a second daemon refuses with exit 75), clears stale runtime files, creates
+on the runtime directory (a second daemon refuses with exit 75), checks the store once (a damaged,
+unreadable or read-only one is exit 75 before any child starts), clears stale runtime files, creates
 the candle rings, binds the event bus and the control socket. `run()` then starts ingest, inference
 and trainer in that order, each once the previous one reports ready; `READY=1` goes to systemd when
 all three are ready.
@@ -28,6 +29,7 @@ import zmq
 
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.processes.child import RESOLVED_CONFIG_NAME, write_resolved_config
+from autoretrain.daemon.store.health import START_CHECK_S, inspect_store, verify_store
 from autoretrain.daemon.supervisor import sd_notify
 from autoretrain.daemon.supervisor.children import PROCESS_MODULES, Children, GiveUp
 from autoretrain.daemon.supervisor.commands import CommandContext, ControlCommands
@@ -60,6 +62,7 @@ class Supervisor:
         self.control: ControlServer | None = None
         self.children = Children(tuple(PROCESS_MODULES), config.runtime_dir / RESOLVED_CONFIG_NAME,
                                  config.supervisor)
+        self.children.store_problem = self._store_problem
         self.board = StatusBoard(config, self.children, started_at=self.started_at)
         self.commands = ControlCommands(CommandContext(config, self.board, self.publish))
         self.ready_notified = False
@@ -76,6 +79,7 @@ class Supervisor:
         config = self.config
         self.lock = lock_state_dir(config.state_dir)
         try:
+            self._check_store()
             if not config.runtime_dir.exists():
                 config.runtime_dir.mkdir(mode=0o750, parents=True)  # systemd's RuntimeDirectory= is left as set
             self.runtime_lock = lock_runtime_dir(config.runtime_dir)
@@ -92,6 +96,18 @@ class Supervisor:
         except BaseException:
             self._close_runtime()
             raise
+
+    def _check_store(self) -> None:
+        """Once, before any child: a damaged, unreadable or read-only store is StoreError (exit 75), not children
+        that die on their first read and restart until the supervisor gives up."""
+        health = verify_store(self.config.db_path)
+        for note in health.notes:
+            log.warning("store %s: %s", self.config.db_path, note)
+
+    def _store_problem(self) -> str | None:
+        """A child exited with 75 (its store failed): the store's problem now, if it has one (then: give up)."""
+        health = inspect_store(self.config.db_path, time_limit_s=START_CHECK_S, count_rows=False)
+        return health.message() or None
 
     def _close_runtime(self) -> None:
         """Close sockets and rings, remove the runtime files, release both locks: after a failed start

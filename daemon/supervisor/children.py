@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from autoretrain.daemon.foundation.config_schema import SupervisorConfig
-from autoretrain.daemon.foundation.errors import EX_CONFIG
+from autoretrain.daemon.foundation.errors import EX_CONFIG, EX_TEMPFAIL
 
 log = logging.getLogger("autoretrain.supervisor")
 #: the module each child runs (`python -m MODULE --config-json PATH`), in start order
@@ -84,6 +84,8 @@ class Children:
         self.clock = clock
         self.popen = popen
         self.env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+        #: asked when a child exits with 75 (its store failed): what is wrong with the store now, or None
+        self.store_problem: Callable[[], str | None] | None = None
 
     def spawn(self, child: ChildProcess) -> None:
         child.process = self.popen(
@@ -130,6 +132,9 @@ class Children:
         how = f"signal {-code}" if code < 0 else f"code {code}"
         if code == EX_CONFIG:
             raise GiveUp(f"{child.name} exited with {how} (configuration error); not restarting", EX_CONFIG)
+        problem = self.store_problem() if code == EX_TEMPFAIL and self.store_problem else None
+        if problem:  # a damaged or read-only store: a restart cannot mend it
+            raise GiveUp(f"{child.name} exited with {how}: {problem}; not restarting", EX_TEMPFAIL)
         child.exits.append(now)
         while child.exits and now - child.exits[0] > self.policy.restart_window:
             child.exits.popleft()

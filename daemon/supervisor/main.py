@@ -1,7 +1,8 @@
 """`autoretraind`: validate the configuration, open the supervisor, run it; every start-up error is one line.
 
 A configuration error is exit 78 (systemd's unit does not retry it: RestartPreventExitStatus); a
-second daemon on the same state or runtime directory is exit 75; a directory the daemon cannot create
+second daemon on the same state or runtime directory, or a store that is damaged, unreadable or read-only
+(checked before any child starts), is exit 75 (not retried either); a directory the daemon cannot create
 or a socket it cannot bind is exit 71.
 """
 
@@ -15,7 +16,7 @@ import zmq
 
 from autoretrain.daemon.foundation.config import load_config
 from autoretrain.daemon.foundation.errors import EX_OSERR, USER_ERRORS, exit_code
-from autoretrain.daemon.foundation.logs import log_uncaught, setup_logging
+from autoretrain.daemon.foundation.logs import error_line, log_uncaught, setup_logging
 from autoretrain.daemon.supervisor.arbiter import Supervisor
 
 PROG = "autoretraind"
@@ -29,19 +30,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except USER_ERRORS as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        error_line(PROG, str(exc))
         return exit_code(exc)
     log = setup_logging("supervisor", config.logging.level, config.logging.file)
     log_uncaught(log)
     supervisor = Supervisor(config)
     try:
         supervisor.open()
-    except USER_ERRORS as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:  # at error priority under journald: a damaged store, a second daemon
+        error_line(PROG, str(exc))
         return exit_code(exc)
     except (OSError, zmq.ZMQError) as exc:
-        print(f"{PROG}: error: cannot start with state {config.state_dir} and runtime {config.runtime_dir}: "
-              f"{exc}", file=sys.stderr)
+        error_line(PROG, f"cannot start with state {config.state_dir} and runtime {config.runtime_dir}: {exc}")
         return EX_OSERR
     return supervisor.run()
 
