@@ -32,8 +32,8 @@ def test_the_wheel_holds_only_the_autoretrain_namespace(wheel: Path) -> None:
         assert module in names
     assert "autoretrain/__init__.py" not in names  # an implicit namespace package
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "autoretraind = autoretrain.daemon.supervisor.main:main" in entry_points
-    assert "autoretrainctl = autoretrain.daemon.cli.main:main" in entry_points
+    assert "autoretraind = autoretrain.daemon.cli.entry:autoretraind" in entry_points
+    assert "autoretrainctl = autoretrain.daemon.cli.entry:autoretrainctl" in entry_points
 
 
 def test_installed_beside_python_daemon_both_import(wheel: Path, tmp_path: Path) -> None:
