@@ -75,6 +75,9 @@ def status_text(status: dict[str, Any]) -> str:
     lines = [f"autoretraind pid {daemon['pid']}, up {daemon['uptime_s']:.0f}s, "
              f"{'ready' if daemon['ready'] else 'starting'} (source {daemon['source']}, {daemon['timeframe']})",
              f"{'PROCESS':<11}{'PID':>8}  {'STATE':<22}{'RESTARTS':>8}{'RSS':>9}{'CPU':>8}"]
+    store_error = (status.get("store") or {}).get("error")
+    if store_error:
+        lines.insert(1, f"store error: {store_error}")
     for p in status["processes"]:
         cpu = "-" if p.get("cpu_percent") is None else f"{p['cpu_percent']:.0f}%"
         lines.append(f"{p['name']:<11}{p['pid'] or '-':>8}  {str(p['state'])[:21]:<22}{p['restarts']:>8}"

@@ -184,7 +184,7 @@ class SignalLoop:
         if in_flight:
             return Decided(RetrainDecision(False, None, "a retrain is already queued or running"))
         inputs = policy_inputs(self.db, self.config, self.exchange, symbol, self.timeframe, has_model=has_model,
-                               watch=watch)
+                               watch=watch, until_ms=market_ts)
         benched = bench_reason(inputs, self.config)
         if benched is not None and watch.version is not None:
             log.warning("Model %s of %s leaves the vote: %s", watch.version, symbol, benched)

@@ -34,21 +34,44 @@ class MarketClock:
         return max(0.0, (market_ms - self.now_ms()) / 1000.0 / self.speed)
 
 
+def saved_clock(path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """What `path` holds for this market (`anchor_wall`, and `origin_ms` once ingest recorded it), or None when
+    it holds nothing for it (no file yet, another market's, unreadable). Read-only: for the processes that
+    follow the market's time without owning its clock."""
+    try:
+        saved = json.loads(path.read_text())
+        if isinstance(saved, dict) and saved.get("identity") == identity \
+                and isinstance(saved.get("anchor_wall"), (int, float)):
+            return saved
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _write(path: Path, content: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(content))
+    os.replace(temporary, path)
+
+
 def load_or_create_anchor(path: Path, identity: dict[str, Any], wall: Callable[[], float] = time.time) -> float:
     """The wall time at which this market's clock started, kept across restarts in `path`.
 
     `identity` describes the market (source, seed, start, speed...): if the configuration changes,
     the old anchor no longer applies and a new market clock starts now.
     """
-    try:
-        saved = json.loads(path.read_text())
-        if saved.get("identity") == identity and isinstance(saved.get("anchor_wall"), (int, float)):
-            return float(saved["anchor_wall"])
-    except (OSError, ValueError):
-        pass
+    saved = saved_clock(path, identity)
+    if saved is not None:
+        return float(saved["anchor_wall"])
     anchor = wall()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({"identity": identity, "anchor_wall": anchor}))
-    os.replace(temporary, path)
+    _write(path, {"identity": identity, "anchor_wall": anchor})
     return anchor
+
+
+def record_clock(path: Path, identity: dict[str, Any], clock: MarketClock) -> None:
+    """Keep the clock's origin beside its anchor, so that inference and the supervisor know the market's time
+    (a CSV replay's origin comes from its files, which only ingest reads)."""
+    saved = saved_clock(path, identity)
+    if saved is None or saved.get("origin_ms") != clock.origin_ms or saved.get("anchor_wall") != clock.anchor:
+        _write(path, {"identity": identity, "anchor_wall": clock.anchor, "origin_ms": clock.origin_ms})

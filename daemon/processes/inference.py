@@ -7,7 +7,9 @@ and publishes the signal (exactly once per candle: the store refuses a second on
 signals whose outcome candle has arrived and lets the retrain policy queue a retrain. Candle hints
 wake the loop; the ring heads are also checked every tick, so a lost hint only delays a signal.
 After a restart, every candle after the last recorded signal is signalled first, as ordinary
-batches. Models are hot-swapped between candles (processes.model_slot).
+batches. Models are hot-swapped between candles (processes.model_slot). Whatever is read from the store is
+read up to the market's time (`market.market_time`): a candle from the future that the store holds (put
+there by hand or by an older version) is no closed candle, and is never signalled nor resumed from.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from autoretrain.daemon.foundation.candles import empty
 from autoretrain.daemon.foundation.timeframes import iso, timeframe_ms
 from autoretrain.daemon.loop.signal_loop import SignalLoop
+from autoretrain.daemon.market.market_time import MarketTime
 from autoretrain.daemon.processes.child import Child, run_child
 from autoretrain.daemon.processes.model_slot import ModelSlot
 from autoretrain.daemon.store.database import Database
@@ -56,6 +59,7 @@ class Inference:
         self.db = Database(self.config.db_path, autocheckpoint=False)
         self.registry = Registry(self.config.models_dir)
         self.signal_start = SignalStart(self.config.state_dir)
+        self.market_time = MarketTime(self.config)
         self.loader = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
         self.workers = {symbol: SymbolWorker(self, symbol) for symbol in self.config.market.symbols}
         self.loop = SignalLoop(self.db, self.config, models=self, publish=child.publish)
@@ -143,21 +147,38 @@ class Inference:
             found = self._from_ring(worker, after_ts, min(count, worker.ring.capacity))
             if found is not None:
                 return found
-        candles = self.db.candles
-        newest = candles.latest(self.exchange, worker.symbol, self.timeframe, 1)
+        candles, closed = self.db.candles, self.market_time.closed_until_ms()
+        newest = candles.latest(self.exchange, worker.symbol, self.timeframe, 1, end_ms=closed)
         if len(newest) == 0 or int(newest["ts"][-1]) <= after_ts:
             return nothing, nothing
         history = candles.latest(self.exchange, worker.symbol, self.timeframe, needed, end_ms=after_ts)
-        fresh = candles.window(self.exchange, worker.symbol, self.timeframe, start_ms=after_ts + 1)
+        fresh = candles.window(self.exchange, worker.symbol, self.timeframe, start_ms=after_ts + 1, end_ms=closed)
         return np.concatenate([history, fresh]), fresh
 
     def _resume_point(self, worker: SymbolWorker) -> int | None:
-        """The newest candle already signalled, or where live signals begin for this symbol."""
-        last = self.db.signals.last_signal_ts(self.exchange, worker.symbol, self.timeframe)
+        """The newest candle already signalled, or where live signals begin for this symbol (never after the
+        newest closed candle: a start an older version fixed at a candle from the future would wait for it)."""
+        closed = self.market_time.closed_until_ms()
+        last = self.db.signals.last_signal_ts(self.exchange, worker.symbol, self.timeframe, until_ms=closed)
         if last is not None:
             return last
-        newest = self.db.candles.summary(self.exchange, worker.symbol, self.timeframe).last_ts
-        return self.signal_start.after(f"{self.exchange}|{worker.symbol}|{self.timeframe}", newest)
+        newest = self.db.candles.summary(self.exchange, worker.symbol, self.timeframe, until_ms=closed).last_ts
+        start = self.signal_start.after(f"{self.exchange}|{worker.symbol}|{self.timeframe}", newest)
+        return newest if start is not None and closed is not None and start > closed else start
+
+    def _note_future(self, worker: SymbolWorker) -> None:
+        """Once at start: candles from the future in the store are named, and left out of every read."""
+        closed = self.market_time.closed_until_ms()
+        if closed is None:
+            return
+        every = self.db.candles.summary(self.exchange, worker.symbol, self.timeframe)
+        if every.last_ts is None or every.last_ts <= closed:
+            return
+        future = every.count - self.db.candles.summary(self.exchange, worker.symbol, self.timeframe,
+                                                       until_ms=closed).count
+        self.child.log.warning("ignoring %d %s %s candle(s) from the future in the store (the newest opens %s, after "
+                               "the newest closed candle %s): they are not closed candles", future, worker.symbol,
+                               self.timeframe, iso(every.last_ts), iso(closed))
 
     # -- signals ---------------------------------------------------------------------------------------
 
@@ -182,6 +203,7 @@ class Inference:
 
     def start(self) -> None:
         for worker in self.workers.values():
+            self._note_future(worker)
             worker.last_signal_ts = self._resume_point(worker)
             result = worker.slot.load_now()
             if result is not None and result.error is not None:

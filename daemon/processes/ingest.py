@@ -22,30 +22,25 @@ from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
 from autoretrain.daemon.foundation.timeframes import DAY_MS, iso, last_closed_open_ms, timeframe_ms
 from autoretrain.daemon.market.backfill import backfill
-from autoretrain.daemon.market.clock import load_or_create_anchor
+from autoretrain.daemon.market.clock import MarketClock, load_or_create_anchor, record_clock
+from autoretrain.daemon.market.market_time import ANCHOR_FILE, market_identity
 from autoretrain.daemon.market.sources import CandleSource, open_source
 from autoretrain.daemon.processes.child import Child, run_child
 from autoretrain.daemon.store.database import Database
 from autoretrain.ipc import messages
 from autoretrain.ipc.ring import CandleRing, ring_path
 
-ANCHOR_FILE = "market-clock.json"
-
-
-def market_identity(config: Config) -> dict[str, object] | None:
-    """What defines an accelerated market's clock; None for a real exchange (its own clock)."""
-    market = config.market
-    if market.source == "simulated":
-        return {"source": "simulated", "timeframe": market.timeframe, **market.simulated.model_dump()}
-    if market.source == "csv":
-        return {"source": "csv", "timeframe": market.timeframe, "files": market.csv, **market.replay.model_dump()}
-    return None
-
 
 def open_market(config: Config) -> CandleSource:
+    """The configured source; an accelerated market's clock kept in the state directory, where inference and the
+    supervisor read the market's time (`market.market_time`)."""
     identity = market_identity(config)
     anchor = load_or_create_anchor(config.state_dir / ANCHOR_FILE, identity) if identity else None
-    return open_source(config, anchor_wall=anchor)
+    source = open_source(config, anchor_wall=anchor)
+    clock = getattr(source, "clock", None)
+    if identity and isinstance(clock, MarketClock):
+        record_clock(config.state_dir / ANCHOR_FILE, identity, clock)
+    return source
 
 
 @dataclass
@@ -84,16 +79,16 @@ class Ingest:
         A candle from the future in the store (imported by hand or by an older version) is no closed
         candle: following from it would wait for years, silently. It is named in an error and passed over."""
         closed = last_closed_open_ms(now_ms, self.timeframe)
-        last = self.candles.summary(self.exchange, symbol, self.timeframe).last_ts
-        if last is None or last <= closed:
-            return last, 0
-        future = len(self.candles.window(self.exchange, symbol, self.timeframe, start_ms=closed + 1))
+        every = self.candles.summary(self.exchange, symbol, self.timeframe)
+        if every.last_ts is None or every.last_ts <= closed:
+            return every.last_ts, 0
+        before = self.candles.summary(self.exchange, symbol, self.timeframe, until_ms=closed)
+        future = every.count - before.count
         if warn:
             self.child.log.error("the store holds %d %s %s candle(s) from the future (the newest opens %s, after the "
                                  "market's time %s): not closed candles; following from the newest closed one",
-                                 future, symbol, self.timeframe, iso(last), iso(now_ms))
-        before = self.candles.latest(self.exchange, symbol, self.timeframe, 1, end_ms=closed)
-        return (int(before["ts"][-1]) if len(before) else None), future
+                                 future, symbol, self.timeframe, iso(every.last_ts), iso(now_ms))
+        return before.last_ts, future
 
     def backfill_all(self) -> None:
         days = self.config.market.backfill_days or self.config.training.days

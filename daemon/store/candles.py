@@ -154,12 +154,15 @@ class CandleTable:
         ).fetchall()
         return np.array(rows[::-1], dtype=CANDLE_DTYPE) if rows else candle_ops.empty()
 
-    def summary(self, exchange: str, symbol: str, timeframe: str) -> SeriesSummary:
+    def summary(self, exchange: str, symbol: str, timeframe: str, until_ms: int | None = None) -> SeriesSummary:
+        """Count, first and newest open time of the series' candles (those opening by `until_ms`, if given:
+        the readers that must never take a candle from the future for the newest closed one pass it)."""
         series_id = self._series_id(exchange, symbol, timeframe, create=False)
         count, first, last = 0, None, None
         if series_id is not None:
             count, first, last = self.conn.execute(
-                "SELECT COUNT(*), MIN(ts), MAX(ts) FROM candles WHERE series_id = ?", (series_id,)
+                "SELECT COUNT(*), MIN(ts), MAX(ts) FROM candles WHERE series_id = ? AND ts <= ?",
+                (series_id, until_ms if until_ms is not None else 2**63 - 1),
             ).fetchone()
         return SeriesSummary(exchange, symbol, timeframe, int(count), first, last)
 
@@ -177,17 +180,21 @@ class CandleTable:
         ).fetchall()
         return [Gap(int(a), int(b), (int(b) - int(a)) // step - 1) for a, b in rows]
 
-    def count_recent(self, exchange: str, symbol: str, timeframe: str, *, span_ms: int, limit: int) -> int:
-        """Candles within `span_ms` before the newest one (exclusive), counted up to `limit` (an indexed read)."""
+    def count_recent(self, exchange: str, symbol: str, timeframe: str, *, span_ms: int, limit: int,
+                     until_ms: int | None = None) -> int:
+        """Candles within `span_ms` before the newest one (opening by `until_ms`, if given; the span exclusive),
+        counted up to `limit` (an indexed read)."""
         series_id = self._series_id(exchange, symbol, timeframe, create=False)
         if series_id is None:
             return 0
-        newest = self.conn.execute("SELECT MAX(ts) FROM candles WHERE series_id = ?", (series_id,)).fetchone()[0]
+        until = until_ms if until_ms is not None else 2**63 - 1
+        newest = self.conn.execute("SELECT MAX(ts) FROM candles WHERE series_id = ? AND ts <= ?",
+                                   (series_id, until)).fetchone()[0]
         if newest is None:
             return 0
         return int(self.conn.execute(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM candles WHERE series_id = ? AND ts > ? LIMIT ?)",
-            (series_id, newest - span_ms, limit)).fetchone()[0])
+            "SELECT COUNT(*) FROM (SELECT 1 FROM candles WHERE series_id = ? AND ts > ? AND ts <= ? LIMIT ?)",
+            (series_id, newest - span_ms, newest, limit)).fetchone()[0])
 
     def all_series(self) -> list[SeriesSummary]:
         rows = self.conn.execute("SELECT exchange, symbol, timeframe FROM series ORDER BY exchange, symbol, timeframe")

@@ -33,14 +33,15 @@ class Database:
         self.performance = PerformanceQueries(self.conn)
 
     def read_performance(self, exchange: str, symbol: str, timeframe: str, *, window: int,
-                         current_window: int | None = None) -> Performance:
-        """Every figure of the series: the current model's window from its activation, the retrain history."""
+                         current_window: int | None = None, until_ts: int | None = None) -> Performance:
+        """Every figure of the series: the current model's window from its activation, the retrain history;
+        candles up to the one opening at `until_ts` (None: all of them)."""
         activation = self.signals.current_activation(exchange, symbol, timeframe)
         return self.performance.performance(
             exchange, symbol, timeframe, since_ts=activation.market_ts if activation else None,
             current_version=activation.version if activation else None,
             retrain=self.runs.summary(exchange, symbol, timeframe), window=window, current_window=current_window,
-            benched=activation.benched if activation else False)
+            benched=activation.benched if activation else False, until_ts=until_ts)
 
     def knows(self, exchange: str, symbol: str, timeframe: str) -> bool:
         """Whether anything (candles or signals) was ever stored for the series: a typo has neither."""

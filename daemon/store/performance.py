@@ -55,7 +55,7 @@ SELECT COUNT(*), SUM(correct), SUM(pnl_pct) FROM (
     ORDER BY s.candle_ts DESC LIMIT ?)
 """
 _CANDLES = ("SELECT COUNT(c.ts), MAX(c.ts) FROM series se JOIN candles c ON c.series_id = se.id"
-            " WHERE se.exchange = ? AND se.symbol = ? AND se.timeframe = ?")
+            " WHERE se.exchange = ? AND se.symbol = ? AND se.timeframe = ? AND c.ts <= ?")
 
 
 class PerformanceQueries:
@@ -83,12 +83,14 @@ class PerformanceQueries:
 
     def performance(self, exchange: str, symbol: str, timeframe: str, *, since_ts: int | None,
                     current_version: str | None, retrain: RetrainSummary, window: int,
-                    current_window: int | None = None, benched: bool = False) -> Performance:
+                    current_window: int | None = None, benched: bool = False,
+                    until_ts: int | None = None) -> Performance:
         """Every figure of the series: `since_ts` (the current model's activation) starts `current`,
-        `window` sizes `rolling`, `current_window` sizes `current_recent`."""
+        `window` sizes `rolling`, `current_window` sizes `current_recent`; candles are counted up to the one
+        opening at `until_ts` (the newest closed one: a candle from the future in the store is not counted)."""
         key = (exchange, symbol, timeframe)
         since = _EARLIEST if since_ts is None else since_ts
-        candles, last_candle = self.conn.execute(_CANDLES, key).fetchone()
+        candles, last_candle = self.conn.execute(_CANDLES, (*key, 2**63 - 1 if until_ts is None else until_ts)).fetchone()
         rows = self.conn.execute(_PER_VERSION, {"exchange": exchange, "symbol": symbol, "timeframe": timeframe,
                                                 "since": since}).fetchall()
         by_version = {(row[0] or ALGORITHMS_ONLY): Stats.from_row(row[6:9]) for row in rows}

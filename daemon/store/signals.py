@@ -172,10 +172,11 @@ class SignalTable:
         return [(_bool(right), model_pnl, pnl, algo_pnl, bool(in_vote)) for right, model_pnl, pnl, algo_pnl, in_vote
                 in rows]
 
-    def last_signal_ts(self, exchange: str, symbol: str, timeframe: str) -> int | None:
-        """Open time of the newest candle that has a signal (where a restarted daemon resumes)."""
-        row = self.conn.execute(f"SELECT MAX(candle_ts) FROM signals s WHERE {_SERIES}",
-                                (exchange, symbol, timeframe)).fetchone()
+    def last_signal_ts(self, exchange: str, symbol: str, timeframe: str, until_ms: int | None = None) -> int | None:
+        """Open time of the newest candle that has a signal (where a restarted daemon resumes), up to `until_ms`:
+        a signal an older version made for a candle from the future is no place to resume from."""
+        row = self.conn.execute(f"SELECT MAX(candle_ts) FROM signals s WHERE {_SERIES} AND s.candle_ts <= ?",
+                                (exchange, symbol, timeframe, 2**63 - 1 if until_ms is None else until_ms)).fetchone()
         return None if row[0] is None else int(row[0])
 
     def _records(self, where: str, params: tuple[Any, ...]) -> list[SignalRecord]:

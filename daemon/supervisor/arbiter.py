@@ -181,11 +181,12 @@ class Supervisor:
                                                   if key != "performance"} for state in states]))
 
     def _checkpoint(self) -> None:
-        """Ingest and inference never checkpoint the WAL themselves (latency): the supervisor does."""
+        """Ingest and inference never checkpoint the WAL themselves (latency): the supervisor does, and a store
+        that fails it (damaged mid-run) is a warning, never the supervisor's end (the board's `checkpoint`)."""
         if time.monotonic() < self.next_checkpoint or not self.config.db_path.exists():
             return
         self.next_checkpoint = time.monotonic() + CHECKPOINT_EVERY_S
-        self.board.db().checkpoint()
+        self.board.checkpoint()
 
     def _check_start_deadline(self) -> None:
         """Start-up fails when a child not yet ready has shown no progress for `ready_timeout` seconds.

@@ -5,20 +5,29 @@ state each child last reported. Per symbol: candles, price and the last candle f
 the promoted version from the registry and the version inference actually serves (its report);
 signals, win rate, PnL and the retrain decision from the store through the same performance and
 policy code inference uses; training progress from the trainer's reports and the retrain queue.
+Candles are read up to the market's time (`market.market_time`): one from the future in the store is
+neither the price nor the last candle. The board owns the supervisor's store connection: a read or a
+checkpoint that fails (a store damaged mid-run) is one warning per distinct failure and an error in
+`status`, never an exception out of the supervisor's loop; the children meet the damage on their own
+reads, exit 75, and the supervisor checks the store before restarting them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import time
 from typing import Any
 
 import psutil
 
 from autoretrain.daemon.foundation.config_schema import Config
+from autoretrain.daemon.foundation.errors import StoreError
 from autoretrain.daemon.foundation.timeframes import iso
+from autoretrain.daemon.market.market_time import MarketTime
 from autoretrain.daemon.store.database import Database
+from autoretrain.daemon.store.failures import describe_failure
 from autoretrain.daemon.supervisor.children import Children
 from autoretrain.daemon.supervisor.symbol_state import SymbolState, read_symbol_state
 from autoretrain.ipc import messages
@@ -45,12 +54,58 @@ class StatusBoard:
         self.training_progress: dict[str, Any] | None = None  # newest retrain.progress (every epoch)
         self._symbols_cache: tuple[float, list[SymbolState]] | None = None
         self._unreadable: dict[str, str] = {}  # symbol -> why its state could not be read, while it lasts
+        self.market_time = MarketTime(config)
+        self._store_failing: dict[str, str] = {}  # what failed (checkpoint, status, a command) -> why, while it lasts
 
     def db(self) -> Database:
         """The supervisor's one store connection (status, control commands, checkpoints), opened on first use."""
         if self._opened is None:
             self._opened = Database(self.config.db_path)
         return self._opened
+
+    def closed_until_ms(self) -> int | None:
+        """Open time of the newest closed candle at the market's time: no stored candle after it is read."""
+        return self.market_time.closed_until_ms()
+
+    # -- the supervisor's own store use ----------------------------------------------------------------
+
+    @property
+    def store_error(self) -> str | None:
+        """Why the supervisor's use of the store fails now (None: it answers)."""
+        return next(reversed(self._store_failing.values()), None)
+
+    def store_failed(self, what: str, exc: sqlite3.DatabaseError | StoreError) -> str:
+        """`what` (the checkpoint, the status reads, a command) met a failing store: its one line, logged once
+        while `what` keeps failing that way; the connection is dropped, so the next use opens the file afresh
+        (recovered, replaced)."""
+        text = describe_failure(self.config.db_path, exc) if isinstance(exc, sqlite3.DatabaseError) else str(exc)
+        if self._store_failing.get(what) != text:
+            log.warning("%s: %s", what, text)
+        self._store_failing.pop(what, None)
+        self._store_failing[what] = text  # the newest failure last: the one `status` shows
+        if self._opened is not None:
+            opened, self._opened = self._opened, None
+            try:
+                opened.close()
+            except sqlite3.Error:
+                pass  # closing a connection to a damaged file: nothing left to keep
+        return text
+
+    def store_answered(self, what: str) -> None:
+        """`what` worked: one line if it had failed."""
+        if self._store_failing.pop(what, None) is not None:
+            log.info("%s: store %s answers again", what, self.config.db_path)
+
+    def checkpoint(self) -> None:
+        """The WAL checkpoint (ingest and inference leave it to the supervisor), failing soft."""
+        try:
+            self.db().checkpoint()
+        except sqlite3.ProgrammingError:
+            raise  # the sqlite3 module misused: a bug, with its traceback
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            self.store_failed("WAL checkpoint", exc)
+        else:
+            self.store_answered("WAL checkpoint")
 
     def on_event(self, message: messages.Message) -> None:
         """Follow training epoch by epoch (what `status` and STATUS= show while a retrain runs)."""
@@ -133,22 +188,33 @@ class StatusBoard:
         serving = self._serving_versions()
         training = self._training()
         serving_known = "inference" in self.children.table and self.children.table["inference"].ready
-        states = []
+        states, closed, failed = [], self.closed_until_ms(), False
         for symbol in self.config.market.symbols:
+            store_failure = False
             try:
                 state = read_symbol_state(self.config, self.db(), self.registry, symbol,
                                           serving_version=serving.get(symbol), serving_known=serving_known,
-                                          training=training if training and training.get("symbol") == symbol else None)
+                                          training=training if training and training.get("symbol") == symbol else None,
+                                          closed_until_ms=closed)
+            except sqlite3.ProgrammingError as exc:  # a bug, but the heartbeat goes on
+                state = SymbolState.unreadable(symbol, self.config.market.timeframe, one_line(exc))
+            except (sqlite3.DatabaseError, StoreError) as exc:  # a failing store: one warning, its error in status
+                failed = store_failure = True
+                state = SymbolState.unreadable(symbol, self.config.market.timeframe,
+                                               self.store_failed("status", exc))
             except Exception as exc:  # noqa: BLE001 - whatever the store holds, the heartbeat goes on
                 state = SymbolState.unreadable(symbol, self.config.market.timeframe, one_line(exc))
-            self._note_readable(symbol, state.error)
+            self._note_readable(symbol, state.error, logged=store_failure)
             states.append(state)
+        if not failed:
+            self.store_answered("status")
         return states
 
-    def _note_readable(self, symbol: str, error: str | None) -> None:
-        """Log a symbol's unreadable state once when it starts (or changes) and once when it ends."""
+    def _note_readable(self, symbol: str, error: str | None, *, logged: bool = False) -> None:
+        """Log a symbol's unreadable state once when it starts (or changes; unless `logged` already, as the
+        store's failure) and once when it ends."""
         before = self._unreadable.get(symbol)
-        if error is not None and error != before:
+        if error is not None and error != before and not logged:
             log.error("cannot read the state of %s from the store: %s", symbol, error)
         elif error is None and before is not None:
             log.info("the state of %s is readable again", symbol)
@@ -164,6 +230,7 @@ class StatusBoard:
                        "source": self.config.market.source, "timeframe": self.config.market.timeframe},
             "processes": self.processes(),
             "symbols": [state.as_dict() for state in self.symbol_states()],
+            "store": {"path": str(self.config.db_path), "error": self.store_error},
         }
 
     def summary_line(self) -> str:

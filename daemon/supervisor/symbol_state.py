@@ -84,18 +84,20 @@ class SymbolState:
 
 def read_symbol_state(config: Config, db: Database, registry: Registry, symbol: str, *,
                       serving_version: str | None, serving_known: bool,
-                      training: dict[str, Any] | None) -> SymbolState:
+                      training: dict[str, Any] | None, closed_until_ms: int | None = None) -> SymbolState:
+    """The symbol's state from the store and the registry; candles only up to `closed_until_ms` (the newest
+    closed one: a candle from the future that the store holds is neither the price nor the last candle)."""
     timeframe = config.market.timeframe
     exchange = config.store_exchange
     try:
         promoted = registry.promoted(symbol, timeframe)
     except RegistryError:
         promoted = None
-    latest = db.candles.latest(exchange, symbol, timeframe, 1)
+    latest = db.candles.latest(exchange, symbol, timeframe, 1, end_ms=closed_until_ms)
     meta = registry.promoted_meta(symbol, timeframe) if promoted is not None else None
     accuracy = expected_accuracy(meta)
     performance, decision = assess(db, config, exchange, symbol, timeframe, has_model=promoted is not None,
-                                   accuracy=drift_reference(meta))
+                                   accuracy=drift_reference(meta), until_ms=closed_until_ms)
     since_start = performance.since_start
     measured = PolicyInputs.from_performance(performance, has_model=promoted is not None,
                                              scope=config.auto_training.win_rate_scope)

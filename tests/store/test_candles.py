@@ -216,3 +216,25 @@ def test_a_rolled_back_batch_leaves_no_series_behind_and_the_next_one_stores(tmp
         np.testing.assert_array_equal(db.candles.window("binance", "NEW/USDT", "1h"), candles)
     with Database(tmp_path / "db.sqlite") as other:  # and another process sees it
         np.testing.assert_array_equal(other.candles.window("binance", "NEW/USDT", "1h"), candles)
+
+
+def test_reads_bounded_by_the_newest_closed_candle_leave_candles_from_the_future_out(tmp_path: Path) -> None:
+    """The readers that must know the newest closed candle (inference, status, the policy) pass `until_ms`: a
+    candle from the future in the store (2030, or past the calendar) counts for nothing there."""
+    candles = random_walk_candles(50)
+    closed = int(candles["ts"][-1])
+    future = random_walk_candles(3, start_ms=1_893_456_000_000)  # 2030-01-01
+    future["ts"][-1] = 2**63 - 1
+    with Database(tmp_path / "db.sqlite") as db:
+        db.candles.upsert("binance", "BTC/USDT", "1h", candles)
+        db.candles.upsert("binance", "BTC/USDT", "1h", future)
+        assert db.candles.summary("binance", "BTC/USDT", "1h").last_ts == 2**63 - 1  # unbounded: all of them
+        bounded = db.candles.summary("binance", "BTC/USDT", "1h", until_ms=closed)
+        assert (bounded.count, bounded.first_ts, bounded.last_ts) == (50, START, closed)
+        # unbounded, the window is the ten hours before the last candle of all: only that one is in it
+        assert db.candles.count_recent("binance", "BTC/USDT", "1h", span_ms=10 * HOUR_MS, limit=100) == 1
+        assert db.candles.count_recent("binance", "BTC/USDT", "1h", span_ms=10 * HOUR_MS, limit=100,
+                                       until_ms=closed) == 10
+        performance = db.read_performance("binance", "BTC/USDT", "1h", window=10, until_ts=closed)
+        assert (performance.candles, performance.last_candle_ts) == (50, closed)
+        assert db.read_performance("binance", "BTC/USDT", "1h", window=10).candles == 53

@@ -1,8 +1,9 @@
 """The supervisor's commands behind the real control socket: out-of-range arguments are the client's error.
 
 A real ROUTER (`ControlServer`) answers with the real command table (`ControlCommands`) over a real
-store and registry; a REQ socket sends what the adversarial probe sent. Each must come back as a
-one-line error in strict JSON, log at most one warning and no traceback, and leave the server serving.
+store and registry; a REQ socket sends what the adversarial probe sent, or asks a store damaged under the
+running supervisor. Each must come back as a one-line error in strict JSON, log at most one warning and no
+traceback, and leave the server serving.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import pytest
 import zmq
 
 from autoretrain.daemon.foundation.config import build_config
+from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.supervisor.children import PROCESS_MODULES, Children
 from autoretrain.daemon.supervisor.commands import CommandContext, ControlCommands
 from autoretrain.daemon.supervisor.status_board import StatusBoard
 from autoretrain.ipc import messages
 from autoretrain.ipc.control import ControlServer
+from tests.store.damage import build_store, overwrite, page_size, pages, truncate_candles
+from tests.support.market_script import EX, SYM, TF, rising
 
 
 class Wire:
@@ -118,4 +122,42 @@ def test_an_out_of_range_request_is_the_clients_error(wire: Wire, caplog: pytest
     assert len(records) <= 1 and all(r.levelno < logging.ERROR and r.exc_info is None for r in records), \
         [r.getMessage() for r in records]
     assert wire.published == []
+    assert wire.send(request("ping", {}, request_id="after")) == {"id": "after", "ok": True, "result": {"pong": True}}
+
+
+def _damage_runs_page(path: Path) -> None:
+    """Garbage over the retrain runs' page: `run` reads it."""
+    (page,) = [page for page in pages(path) if page.table == "retrain_runs"]
+    overwrite(path, (page.number - 1) * page_size(path), page_size(path))
+
+
+DAMAGED_READS = {
+    "run reads a damaged retrain run": (request("run", {"id": 1}), _damage_runs_page),
+    "retrain reads damaged candles": (request("retrain", {"symbol": SYM}), truncate_candles),
+}
+
+
+@pytest.mark.parametrize("name", list(DAMAGED_READS))
+def test_a_store_damaged_under_a_command_is_the_stores_one_line(wire: Wire, caplog: pytest.LogCaptureFixture,
+                                                                 name: str) -> None:
+    """Damaged while the supervisor runs (its connection open, a child's writes in the WAL): the client gets the
+    store's one line with what to do, the log one warning and no traceback, and the server goes on serving."""
+    body, damage = DAMAGED_READS[name]
+    path = wire.config.db_path
+    assert wire.config.store_exchange == EX and SYM in wire.config.market.symbols
+    build_store(path)
+    wire.board.db()
+    with Database(path, autocheckpoint=False) as child:
+        child.candles.upsert(EX, "XRP/USDT", TF, rising(0, 500))
+        damage(path)
+    with caplog.at_level(logging.DEBUG):
+        replies = [wire.send(body) for _ in range(2)]
+    for reply in replies:
+        assert reply["ok"] is False and reply["id"] == 1, reply
+        assert reply["error"].startswith(f"store {path} is damaged: database disk image is malformed; stop the daemon")
+        assert "\n" not in reply["error"] and "internal error" not in reply["error"]
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.levelno, r.getMessage()) for r in records] == \
+        [(logging.WARNING, f"control command {json.loads(body)['command']}: {replies[0]['error']}")]
+    assert all(r.exc_info is None for r in caplog.records) and wire.published == []
     assert wire.send(request("ping", {}, request_id="after")) == {"id": "after", "ok": True, "result": {"pong": True}}

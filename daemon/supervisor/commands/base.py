@@ -3,11 +3,14 @@
 Arguments are checked by the command's pydantic schema (strict types, no unknown keys, bounded sizes)
 before the handler runs; a bad argument, a symbol the daemon does not serve, or a refusal by the
 registry or the store becomes a `ControlError`, which the control server sends back as the one-line
-error. Only a bug in a handler is an internal error.
+error. A store that fails a handler's read (`sqlite3.DatabaseError`: damaged, read-only, busy) is the
+store's one line (`store.failures`), logged once by the status board; only a bug in a handler (a
+`sqlite3.ProgrammingError` included) is an internal error.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -76,7 +79,14 @@ def run_command(command: Command, context: CommandContext, raw_args: dict[str, A
         args = command.Args.model_validate(raw_args)
     except ValidationError as exc:
         raise ControlError(f"{command.name}: {_argument_problem(exc)}") from None
+    what = f"control command {command.name}"
     try:
-        return command.handle(context, args)
+        reply = command.handle(context, args)
+    except sqlite3.ProgrammingError:
+        raise  # the sqlite3 module misused: a bug, an internal error with its traceback
+    except sqlite3.DatabaseError as exc:
+        raise ControlError(context.board.store_failed(what, exc)) from None
     except USER_ERRORS as exc:
         raise ControlError(str(exc)) from None
+    context.board.store_answered(what)
+    return reply

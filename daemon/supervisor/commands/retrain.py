@@ -21,7 +21,7 @@ class Retrain(Command):
         symbol, timeframe = args.series(context.config)
         db = context.board.db()
         exchange = context.config.store_exchange
-        newest = db.candles.summary(exchange, symbol, timeframe).last_ts
+        newest = db.candles.summary(exchange, symbol, timeframe, until_ms=context.board.closed_until_ms()).last_ts
         reason = "requested with autoretrainctl retrain"
         run_id, queued = db.runs.queue(exchange, symbol, timeframe, trigger=MANUAL, reason=reason,
                                        requested_market_ts=newest)

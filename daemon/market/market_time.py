@@ -1,0 +1,82 @@
+"""The market's time for the processes that do not own the market (inference, the supervisor).
+
+Only ingest's source keeps the clock, but every reader of the store must know "now": a candle that closes
+after it is no closed candle, whatever the store holds (one put there by hand or by an older version, dated
+2030 or 9999-12-31), and must never be taken for the newest one. An accelerated market (simulated, CSV
+replay) runs on a `MarketClock` whose anchor (and origin) ingest keeps in the state directory; a real
+exchange's time is the wall clock, with the tolerance ingest allows for the exchange's own clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from autoretrain.daemon.foundation.config_schema import Config
+from autoretrain.daemon.foundation.timeframes import (
+    floor_to_timeframe,
+    last_closed_open_ms,
+    parse_iso_ms,
+    timeframe_ms,
+)
+from autoretrain.daemon.market.ccxt_source import FUTURE_TOLERANCE_MS
+from autoretrain.daemon.market.clock import MarketClock, saved_clock
+
+ANCHOR_FILE = "market-clock.json"
+
+
+def market_identity(config: Config) -> dict[str, object] | None:
+    """What defines an accelerated market's clock; None for a real exchange (its own clock)."""
+    market = config.market
+    if market.source == "simulated":
+        return {"source": "simulated", "timeframe": market.timeframe, **market.simulated.model_dump()}
+    if market.source == "csv":
+        return {"source": "csv", "timeframe": market.timeframe, "files": market.csv, **market.replay.model_dump()}
+    return None
+
+
+def simulated_origin_ms(config: Config) -> int:
+    """Where the simulated market's clock starts: just after its history candles (as `SimulatedSource`)."""
+    simulated, timeframe = config.market.simulated, config.market.timeframe
+    return floor_to_timeframe(parse_iso_ms(simulated.start), timeframe) + \
+        simulated.history_candles * timeframe_ms(timeframe)
+
+
+class MarketTime:
+    """`now_ms()` and `closed_until_ms()` of the configured market, read the way ingest keeps them."""
+
+    def __init__(self, config: Config, wall: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.wall = wall
+        self.identity = market_identity(config)
+        self.path = config.state_dir / ANCHOR_FILE
+        self._clock: MarketClock | None = None  # kept once found: it only changes with the configuration
+
+    def _market_clock(self) -> MarketClock | None:
+        if self._clock is not None or self.identity is None:
+            return self._clock
+        market = self.config.market
+        saved = saved_clock(self.path, self.identity)
+        origin = saved.get("origin_ms") if saved is not None else None
+        if not isinstance(origin, int) and market.source == "simulated":
+            origin = simulated_origin_ms(self.config)
+        if not isinstance(origin, int):
+            return None  # a CSV replay whose ingest has not said where it starts yet
+        speed = market.simulated.speed if market.source == "simulated" else market.replay.speed
+        if saved is None:  # ingest has not started the clock yet: the market stands at its origin
+            return MarketClock(origin_ms=origin, speed=speed, anchor_wall=self.wall(), wall=self.wall)
+        self._clock = MarketClock(origin_ms=origin, speed=speed, anchor_wall=float(saved["anchor_wall"]),
+                                  wall=self.wall)
+        return self._clock
+
+    def now_ms(self) -> int | None:
+        """The market's current time; None when it cannot be known yet (a CSV replay before ingest started)."""
+        if self.identity is None:
+            return int(self.wall() * 1000) + FUTURE_TOLERANCE_MS
+        clock = self._market_clock()
+        return clock.now_ms() if clock is not None else None
+
+    def closed_until_ms(self) -> int | None:
+        """Open time of the newest candle closed now: no stored candle after it is a closed one (None: unknown)."""
+        now = self.now_ms()
+        return last_closed_open_ms(now, self.config.market.timeframe) if now is not None else None
