@@ -220,6 +220,7 @@ class TrainingConfig(_Section):
     validation_fraction: float = Field(0.2, gt=0, lt=0.9)
     threads: int = Field(2, ge=1, le=256)
     nice: int = Field(10, ge=0, le=19)
+    timeout: float = Field(7200.0, ge=1, le=604_800)  # seconds a retrain job may take: then it fails
     seed: int = Field(42, ge=0, le=2**32 - 1)  # torch and numpy both take it
     warm_start: bool = True
     warm_start_epochs: int = Field(10, ge=1, le=10_000)

@@ -87,6 +87,12 @@ _MODEL_EXIT_CODES: dict[type[ModelError], int] = {
     DeviceUnavailable: EX_CONFIG,
 }
 #: what the edges catch: every error that is the user's or the environment's, never a bug
+class TrainingTimedOut(AutoretrainError):
+    """A retrain job ran past `training.timeout`: a failed run (the champion stays, the cooldown applies)."""
+
+    exit_code = EX_TEMPFAIL
+
+
 USER_ERRORS = (AutoretrainError, ModelError)
 
 

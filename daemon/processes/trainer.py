@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from autoretrain.daemon.foundation.errors import USER_ERRORS
+from autoretrain.daemon.foundation.errors import USER_ERRORS, TrainingTimedOut
 from autoretrain.daemon.processes.child import Child, run_child
 from autoretrain.daemon.processes.retrain_job import run_training  # torch: the trainer is its only process
 from autoretrain.daemon.store.database import Database
@@ -34,10 +34,14 @@ class Trainer:
         self.db = Database(self.config.db_path)
         self.runs = self.db.runs
         self.wakeups = child.subscribe(messages.Topic.RETRAIN_QUEUED)
+        self.deadline: float | None = None  # monotonic time the running job must be done by
 
     def _should_stop(self) -> bool:
-        """Asked between training batches: a beat for the liveness reports, and the stop flag."""
+        """Asked between training batches: a beat for the liveness reports, the stop flag, the job's deadline."""
         self.child.beat()
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            timeout = self.config.training.timeout
+            raise TrainingTimedOut(f"training timed out after {timeout:g} s (training.timeout)")
         return self.child.stopping
 
     def _progress(self, run: RetrainRun) -> ProgressCallback:
@@ -57,12 +61,13 @@ class Trainer:
         self.child.publish(messages.RetrainStarted(symbol=symbol, timeframe=run.timeframe, run_id=run.id,
                                                    trigger=run.trigger, reason=run.reason))
         started = time.monotonic()
+        self.deadline = started + self.config.training.timeout
         try:
             outcome = run_training(self.config, symbol, run.timeframe, trigger=run.trigger, reason=run.reason,
                                         requested_market_ts=run.requested_market_ts, run_id=run.id,
                                         progress=self._progress(run), should_stop=self._should_stop)
-        except USER_ERRORS as exc:
-            self.child.log.error("Retrain failed for %s: %s", symbol, exc)
+        except USER_ERRORS as exc:  # a refused or timed-out job: the daemon goes on (a warning, not an error)
+            self.child.log.warning("Retrain failed for %s: %s", symbol, exc)
             self.child.publish(messages.RetrainFailed(symbol=symbol, timeframe=run.timeframe, run_id=run.id,
                                                       error=str(exc)))
             return
@@ -72,6 +77,7 @@ class Trainer:
                                                       error=f"{type(exc).__name__}: {exc}"))
             return
         finally:
+            self.deadline = None
             self.child.report("ready", force=True, training=None)
         self.child.publish(messages.RetrainFinished(
             symbol=symbol, timeframe=run.timeframe, run_id=run.id, status=outcome.status, version=outcome.version,
