@@ -12,12 +12,19 @@ reports, and a lost report is simply repeated.
 `Child(name, config)` only holds state; `start()` does everything with a side effect (death signal,
 signal handlers, sockets, the reporter thread), so a body can be built and driven in a test without
 any of them.
+
+A full disk (SQLITE_FULL, ENOSPC) or a state directory turned read-only under a running child is a transient
+fault, not damage: `run_child` logs one error line for the episode, closes the body, waits with the
+supervisor's restart backoff (reporting all the while, so it never looks hung) and builds the body again,
+which resumes from the store as after any restart (no gap, no missing signal). The child never exits 75 for
+it, so the supervisor neither counts it as flapping nor takes it for a damaged store.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import errno
 import logging
 import os
 import signal
@@ -32,9 +39,9 @@ from typing import Any, Protocol
 import zmq
 
 from autoretrain.daemon.foundation.config_schema import Config
-from autoretrain.daemon.foundation.errors import EX_TEMPFAIL, USER_ERRORS, exit_code
+from autoretrain.daemon.foundation.errors import EX_TEMPFAIL, USER_ERRORS, StoreError, exit_code
 from autoretrain.daemon.foundation.logs import log_uncaught, setup_logging
-from autoretrain.daemon.store.failures import describe_failure
+from autoretrain.daemon.store.failures import FULL, READ_ONLY, classify, describe_failure
 from autoretrain.ipc import messages
 from autoretrain.ipc.bus import Publisher, Subscriber, bus_endpoints
 from autoretrain.models.durable import write_atomic
@@ -42,6 +49,8 @@ from autoretrain.models.durable import write_atomic
 REPORT_INTERVAL_S = 1.0
 PR_SET_PDEATHSIG = 1
 RESOLVED_CONFIG_NAME = "config.resolved.json"
+#: what an OSError says when the state directory's filesystem is full or read-only (a transient fault)
+_TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def write_resolved_config(config: Config, runtime_dir: Path) -> Path:
@@ -78,6 +87,7 @@ class Child:
         self.started_at = time.time()
         self._lock = threading.Lock()
         self._beat = time.monotonic()
+        self.paused_since: float | None = None  # monotonic time a full or read-only state directory paused the body
         self._wake = threading.Event()
         self._closing = threading.Event()
         self.context: zmq.Context | None = None
@@ -115,6 +125,11 @@ class Child:
     def report(self, state: str | None = None, *, force: bool = False, **detail: Any) -> None:
         """Update what the liveness reports say (a state change or `force` is reported at once); beats."""
         self.beat()
+        if state == "ready" and self.paused_since is not None:  # the body built again got through its start
+            self.log.info("%s resumed: the state directory is writable again (paused %.0f s)", self.name,
+                          time.monotonic() - self.paused_since)
+            self.paused_since = None
+            detail.update(store_fault=None, store_retry_s=None)
         with self._lock:
             changed = state is not None and state != self.state
             if state is not None:
@@ -169,6 +184,50 @@ class ChildBody(Protocol):
     def close(self) -> None: ...
 
 
+def transient_fault(config: Config, exc: BaseException) -> str | None:
+    """One line when `exc` is the state directory full or read-only (wait for it to pass), else None. A StoreError
+    raised in place of SQLite's or the OS's error (`raise ... from None`) is judged by that error."""
+    if isinstance(exc, StoreError) and isinstance(exc.__context__, (sqlite3.DatabaseError, OSError)):
+        return transient_fault(config, exc.__context__)
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.ProgrammingError):
+        return describe_failure(config.db_path, exc) if classify(exc).kind in (FULL, READ_ONLY) else None
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        where = exc.filename or config.state_dir
+        return f"cannot write {where} (filesystem of {config.state_dir}): {exc.strerror or exc}"
+    return None
+
+
+def _run_body(child: Child, make: Callable[[Child], ChildBody]) -> int:
+    """Build and run the body until it returns; a transient fault (full or read-only state directory) is waited
+    out with backoff, logged once per episode, and the body built again (it resumes from the store; its next
+    `ready` ends the episode)."""
+    policy = child.config.supervisor
+    delay = policy.restart_backoff_initial
+    while True:
+        try:
+            body = make(child)
+            try:
+                code = body.run()
+            finally:
+                body.close()
+        except Exception as exc:
+            fault = transient_fault(child.config, exc)
+            if fault is None or child.stopping:
+                raise
+            if child.paused_since is None:  # a new episode: one error line, the backoff from the start
+                child.paused_since, delay = time.monotonic(), policy.restart_backoff_initial
+                child.log.error("%s paused, retrying with backoff: %s", child.name, fault)
+            else:
+                child.log.debug("%s still paused: %s", child.name, fault)
+            child.report("waiting for the store", force=True, store_fault=fault, store_retry_s=round(delay, 1))
+            child.sleep(delay)
+            delay = min(policy.restart_backoff_max, delay * 2)
+            if child.stopping:
+                return 0
+            continue
+        return code
+
+
 def run_child(name: str, make: Callable[[Child], ChildBody], argv: Sequence[str] | None = None) -> int:
     """Start the child, build its body with `make(child)`, run it, always close both; the exit code."""
     parent = os.getppid()
@@ -181,11 +240,7 @@ def run_child(name: str, make: Callable[[Child], ChildBody], argv: Sequence[str]
     child = Child(name, config)
     child.start(parent_pid=parent)
     try:
-        body = make(child)
-        try:
-            code = body.run()
-        finally:
-            body.close()
+        code = _run_body(child, make)
     except USER_ERRORS as exc:
         child.log.error("%s cannot run: %s", name, exc)
         code = exit_code(exc)

@@ -252,6 +252,7 @@ class Inference:
     def close(self) -> None:
         self.loader.shutdown(wait=False, cancel_futures=True)
         self.db.close()
+        self.events.close()  # the body is built again after a full disk: no socket left behind
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 
 from autoretrain.daemon.foundation.errors import USER_ERRORS, TrainingTimedOut
-from autoretrain.daemon.processes.child import Child, run_child
+from autoretrain.daemon.processes.child import Child, run_child, transient_fault
 from autoretrain.daemon.processes.retrain_job import run_training  # torch: the trainer is its only process
 from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.store.retrain_runs import RetrainRun
@@ -72,7 +72,11 @@ class Trainer:
                                                       error=str(exc)))
             return
         except Exception as exc:
-            self.child.log.exception("Retrain failed for %s", symbol)
+            fault = transient_fault(self.config, exc)
+            if fault:  # the state directory full or read-only: the job failed, the trainer goes on
+                self.child.log.warning("Retrain failed for %s: %s", symbol, fault)
+            else:
+                self.child.log.exception("Retrain failed for %s", symbol)
             self.child.publish(messages.RetrainFailed(symbol=symbol, timeframe=run.timeframe, run_id=run.id,
                                                       error=f"{type(exc).__name__}: {exc}"))
             return
@@ -106,6 +110,7 @@ class Trainer:
 
     def close(self) -> None:
         self.db.close()
+        self.wakeups.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

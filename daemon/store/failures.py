@@ -25,7 +25,8 @@ _HINTS = {
     UNREADABLE: "it must be a regular file that the daemon's user can read and write (`autoretrainctl store check` "
                 "tells what is wrong with it)",
     BUSY: "another process holds its write lock for too long: try again",
-    FULL: "free space on its filesystem, then start again (`autoretrainctl store check` shows the free space)",
+    FULL: "free space on its filesystem (`autoretrainctl store check` shows the free space); the daemon's processes "
+          "wait for it and go on by themselves",
 }
 #: SQLite's primary result codes, by what they mean for the operator (`sqlite_errorname` is e.g. SQLITE_IOERR_SHORT_READ)
 _KIND_OF_CODE = {"SQLITE_CORRUPT": DAMAGED, "SQLITE_NOTADB": DAMAGED, "SQLITE_IOERR": DAMAGED,

@@ -114,6 +114,29 @@ def _file_problem(path: Path, health: StoreHealth) -> StoreProblem | None:
     return None
 
 
+WAL_HEADER, FRAME_HEADER = 32, 24
+
+
+def wal_pages(path: Path, page_size: int) -> set[int]:
+    """The page numbers the WAL beside the store holds in frames of its current generation (its header's salts).
+
+    A checkpoint writes page 1 (the new page count) before the pages past the end of the file; when the disk is
+    full it stops there, and those pages are read from the WAL: the file is short, not truncated."""
+    wal = path.with_name(path.name + "-wal")
+    found: set[int] = set()
+    try:
+        with open(wal, "rb") as handle:
+            header = handle.read(WAL_HEADER)
+            if len(header) < WAL_HEADER or int.from_bytes(header[8:12], "big") != page_size:
+                return found
+            while len(frame := handle.read(FRAME_HEADER)) == FRAME_HEADER and frame[8:16] == header[16:24]:
+                found.add(int.from_bytes(frame[0:4], "big"))
+                handle.seek(page_size, os.SEEK_CUR)
+    except OSError:
+        pass
+    return found
+
+
 def truncation(path: Path) -> StoreProblem | None:
     """A file shorter than its header says, or not a whole number of pages, was cut short (a full disk, a crash
     of the filesystem): SQLite only says "malformed", this says why."""
@@ -126,6 +149,9 @@ def truncation(path: Path) -> StoreProblem | None:
         return None  # a damaged header field: quick_check reports it
     pages = int.from_bytes(header[28:32], "big")
     counted = header[24:28] == header[92:96]  # the in-header page count is only valid then (SQLite file format 1.3)
+    if not size % page_size and counted and pages * page_size > size and \
+            set(range(size // page_size + 1, pages + 1)) <= wal_pages(path, page_size):
+        return None  # a checkpoint a full disk cut short: the pages past the end are still in the WAL
     if size % page_size or (counted and pages * page_size > size):
         whole = f"{pages} pages of {page_size} bytes" if counted else f"a whole number of {page_size}-byte pages"
         return StoreProblem(DAMAGED, f"it is shorter than its header says ({size} bytes, not {whole}): it was truncated")

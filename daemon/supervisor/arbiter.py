@@ -29,6 +29,7 @@ import zmq
 
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.processes.child import RESOLVED_CONFIG_NAME, write_resolved_config
+from autoretrain.daemon.store.failures import FULL
 from autoretrain.daemon.store.health import START_CHECK_S, inspect_store, verify_store
 from autoretrain.daemon.supervisor import sd_notify
 from autoretrain.daemon.supervisor.children import PROCESS_MODULES, Children, GiveUp
@@ -105,8 +106,11 @@ class Supervisor:
             log.warning("store %s: %s", self.config.db_path, note)
 
     def _store_problem(self) -> str | None:
-        """A child exited with 75 (its store failed): the store's problem now, if it has one (then: give up)."""
+        """A child exited with 75 (its store failed): the store's problem now, if it has one (then: give up). A full
+        disk is no such problem: it passes, and the restart's backoff waits for it (systemd never retries 75)."""
         health = inspect_store(self.config.db_path, time_limit_s=START_CHECK_S, count_rows=False)
+        if health.problem is not None and health.problem.kind == FULL:
+            return None
         return health.message() or None
 
     def _close_runtime(self) -> None:

@@ -181,3 +181,34 @@ def test_the_result_code_decides_where_sqlite_gives_one(store: Path) -> None:
         sqlite3.connect(store).execute("SELECT 1 FROM candles").fetchall()
     assert raised.value.sqlite_errorname == "SQLITE_NOTADB" and classify(raised.value).kind == DAMAGED
     assert set(TABLES) >= set(inspect_store(store).tables)
+
+
+def test_a_checkpoint_cut_short_by_a_full_disk_is_not_truncation(tmp_path: Path) -> None:
+    """A checkpoint writes page 1 (the new page count) first; a full disk stops it before the pages past the end
+    of the file, which stay in the WAL: SQLite reads them there, so the store is whole, not truncated."""
+    path = tmp_path / "autoretrain.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t (x BLOB)")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(os.urandom(3000),) for _ in range(20)])
+    size = page_size(path)
+    wal = (path.with_name(path.name + "-wal")).read_bytes()
+    frames = [wal[32 + i * (24 + size):32 + (i + 1) * (24 + size)] for i in range((len(wal) - 32) // (24 + size))]
+    page_one = [frame[24:] for frame in frames if int.from_bytes(frame[:4], "big") == 1][-1]
+    with open(path, "r+b") as handle:  # what the cut-short checkpoint wrote: page 1 alone
+        handle.write(page_one)
+    assert int.from_bytes(page_one[28:32], "big") * size > path.stat().st_size
+    health = inspect_store(path)
+    assert health.problem is None and health.integrity == ["ok"], health
+    conn.close()  # its checkpoint completes the file
+    assert inspect_store(path).healthy
+
+
+def test_a_short_file_whose_pages_no_wal_holds_is_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "autoretrain.db"
+    build_store(path, candles=1500)
+    path.with_name(path.name + "-wal").write_bytes(b"")
+    truncate_candles(path)
+    assert inspect_store(path).problem.kind == DAMAGED
