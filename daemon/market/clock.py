@@ -16,19 +16,30 @@ class MarketClock:
     """Market time `origin_ms` at wall time `anchor_wall`, advancing `speed` market seconds per second.
 
     The daemon persists `anchor_wall`, so after a restart the market has moved on by the downtime times
-    the speed, as a real market would have, and ingest backfills the candles it missed.
+    the speed, as a real market would have, and ingest backfills the candles it missed. The wall clock is
+    read once, when the clock is made (that is what measures the downtime); from then on the market moves
+    with `ticker` (the monotonic clock), so the wall clock jumping back or forward (NTP, an operator's
+    `date -s`) does not move the market. A test that fakes `wall` alone advances it with `wall`.
     """
 
     origin_ms: int
     speed: float
     anchor_wall: float | None = None
     wall: Callable[[], float] = field(default=time.time, repr=False)
+    ticker: Callable[[], float] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.anchor: float = self.wall() if self.anchor_wall is None else self.anchor_wall
+        started = self.wall()
+        self.anchor: float = started if self.anchor_wall is None else self.anchor_wall
+        if self.ticker is None:
+            self.ticker = time.monotonic if self.wall is time.time else self.wall
+        self._elapsed_at_start = started - self.anchor
+        self._tick_at_start = self.ticker()
 
     def now_ms(self) -> int:
-        return self.origin_ms + int((self.wall() - self.anchor) * self.speed * 1000)
+        assert self.ticker is not None
+        elapsed = self._elapsed_at_start + (self.ticker() - self._tick_at_start)
+        return self.origin_ms + int(elapsed * self.speed * 1000)
 
     def wall_seconds_until(self, market_ms: int) -> float:
         return max(0.0, (market_ms - self.now_ms()) / 1000.0 / self.speed)

@@ -186,3 +186,18 @@ def test_download_shows_a_progress_bar_on_a_terminal_only(write_config) -> None:
     assert process.returncode == 0
     assert b"candle" in shown and b"100%" in shown and b"2.88k/2.88k" in shown  # tqdm's bar on the terminal
     assert b" candles fetched (" in out and b"candle" not in shown.split(b"\n")[-1]  # the result goes to stdout
+
+
+def test_the_wall_clock_jumping_does_not_move_the_market() -> None:
+    """The wall clock is read once (downtime since the anchor); the market then moves with the monotonic clock."""
+    wall, ticks = [1000.0 + 10.0], [500.0]
+    clock = MarketClock(origin_ms=START, speed=3600.0, anchor_wall=1000.0, wall=lambda: wall[0],
+                        ticker=lambda: ticks[0])
+    assert clock.now_ms() == START + 10 * HOUR_MS  # ten wall seconds since the anchor: ten hours of market
+    wall[0] += 86_400  # NTP or `date -s` moves the wall clock a day forward...
+    assert clock.now_ms() == START + 10 * HOUR_MS
+    wall[0] -= 2 * 86_400  # ...or back
+    assert clock.now_ms() == START + 10 * HOUR_MS
+    ticks[0] += 2.0  # two real seconds pass
+    assert clock.now_ms() == START + 12 * HOUR_MS
+    assert clock.wall_seconds_until(START + 13 * HOUR_MS) == 1.0
