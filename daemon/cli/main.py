@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -26,7 +25,7 @@ from autoretrain.daemon.foundation.config import load_config
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import EX_SOFTWARE, EX_TEMPFAIL, USER_ERRORS, exit_code
 from autoretrain.daemon.foundation.logs import error_line, setup_logging
-from autoretrain.daemon.store.failures import describe_failure
+from autoretrain.daemon.store.failures import describe_failure, is_store_failure
 
 PROG = "autoretrainctl"
 EX_BAD_COMMAND_LINE = 2
@@ -83,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:
         logging.getLogger("autoretrain").debug("failed", exc_info=True)
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.ProgrammingError):
+        if is_store_failure(exc):
             # the store failed under the command (damaged, unreadable, read-only, busy): not a bug
             error_line(PROG, describe_failure(config.db_path if config else "the store", exc))
             return EX_TEMPFAIL

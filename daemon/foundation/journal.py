@@ -16,7 +16,7 @@ import struct
 from pathlib import Path
 
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
-_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 #: well under the datagram limit journald's socket accepts by default; longer messages are cut
 MAX_MESSAGE_BYTES = 48 * 1024
 
@@ -32,7 +32,7 @@ def encode(record: logging.LogRecord, message: str, process: str) -> bytes:
         message = message.encode("utf-8", "replace")[:MAX_MESSAGE_BYTES].decode("utf-8", "ignore") + " [cut]"
     fields = {
         "MESSAGE": message,
-        "PRIORITY": str(_PRIORITY.get(record.levelno, 6)),
+        "PRIORITY": str(PRIORITY.get(record.levelno, 6)),
         "SYSLOG_IDENTIFIER": f"autoretrain-{process}",
         "AUTORETRAIN_PROCESS": process,
         "LOGGER": record.name,

@@ -18,9 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from autoretrain.daemon.foundation.journal import journal_handler
+from autoretrain.daemon.foundation.journal import PRIORITY, journal_handler
 
-_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 _NOISY_LIBRARIES = ("ccxt", "urllib3", "requests", "asyncio", "onnxscript", "onnx_ir", "torch")
 
 
@@ -56,7 +55,7 @@ class OneLineFormatter(logging.Formatter):
             message = f"{message}\n{record.exc_text}"
         message = _fold(message)
         if self.journal:
-            priority = _PRIORITY.get(record.levelno, 6)
+            priority = PRIORITY.get(record.levelno, 6)
             return f"<{priority}>{self.process} | {message}"
         return f"{self.formatTime(record, self.datefmt)} | {record.levelname} | {self.process} | {message}"
 
@@ -66,7 +65,7 @@ def error_line(prog: str, message: str, stream: IO[str] | None = None) -> None:
     before logging is set up (a config systemd's user cannot read, a missing dependency) still shows
     in `journalctl -p err`."""
     stream = stream or sys.stderr
-    prefix = f"<{_PRIORITY[logging.ERROR]}>" if stream_is_journal(stream) else ""
+    prefix = f"<{PRIORITY[logging.ERROR]}>" if stream_is_journal(stream) else ""
     print(f"{prefix}{prog}: error: {_fold(message)}", file=stream, flush=True)
 
 

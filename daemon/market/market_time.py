@@ -14,13 +14,11 @@ from collections.abc import Callable
 
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.timeframes import (
-    floor_to_timeframe,
     last_closed_open_ms,
-    parse_iso_ms,
-    timeframe_ms,
 )
 from autoretrain.daemon.market.ccxt_source import FUTURE_TOLERANCE_MS
 from autoretrain.daemon.market.clock import MarketClock, saved_clock
+from autoretrain.daemon.market.simulated import clock_origin_ms
 
 ANCHOR_FILE = "market-clock.json"
 
@@ -36,10 +34,8 @@ def market_identity(config: Config) -> dict[str, object] | None:
 
 
 def simulated_origin_ms(config: Config) -> int:
-    """Where the simulated market's clock starts: just after its history candles (as `SimulatedSource`)."""
-    simulated, timeframe = config.market.simulated, config.market.timeframe
-    return floor_to_timeframe(parse_iso_ms(simulated.start), timeframe) + \
-        simulated.history_candles * timeframe_ms(timeframe)
+    """Where the simulated market's clock starts, as `SimulatedSource` starts it."""
+    return clock_origin_ms(config.market.simulated, config.market.timeframe)
 
 
 class MarketTime:

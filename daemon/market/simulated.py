@@ -153,6 +153,11 @@ class SimulatedSeries:
         return out
 
 
+def clock_origin_ms(config: SimulatedConfig, timeframe: str) -> int:
+    """Market time at which the simulated clock starts: just after its history candles."""
+    return floor_to_timeframe(parse_iso_ms(config.start), timeframe) + config.history_candles * timeframe_ms(timeframe)
+
+
 class SimulatedSource(CandleSource):
     """The simulated market as a source: history before the clock's origin, then live candles."""
 
@@ -163,8 +168,8 @@ class SimulatedSource(CandleSource):
         self.config = config
         self.start_ms = parse_iso_ms(config.start)
         self.regimes = regimes_from_config(config)
-        origin = floor_to_timeframe(self.start_ms, timeframe) + config.history_candles * timeframe_ms(timeframe)
-        self.clock = clock or MarketClock(origin_ms=origin, speed=config.speed, anchor_wall=anchor_wall)
+        self.clock = clock or MarketClock(origin_ms=clock_origin_ms(config, timeframe), speed=config.speed,
+                                          anchor_wall=anchor_wall)
         self._series: dict[tuple[str, str], SimulatedSeries] = {}
 
     def series(self, symbol: str, timeframe: str) -> SimulatedSeries:

@@ -41,7 +41,7 @@ import zmq
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import EX_TEMPFAIL, USER_ERRORS, StoreError, exit_code
 from autoretrain.daemon.foundation.logs import log_uncaught, setup_logging
-from autoretrain.daemon.store.failures import FULL, READ_ONLY, classify, describe_failure
+from autoretrain.daemon.store.failures import FULL, READ_ONLY, classify, describe_failure, is_store_failure
 from autoretrain.ipc import messages
 from autoretrain.ipc.bus import Publisher, Subscriber, bus_endpoints
 from autoretrain.models.durable import write_atomic
@@ -189,7 +189,7 @@ def transient_fault(config: Config, exc: BaseException) -> str | None:
     raised in place of SQLite's or the OS's error (`raise ... from None`) is judged by that error."""
     if isinstance(exc, StoreError) and isinstance(exc.__context__, (sqlite3.DatabaseError, OSError)):
         return transient_fault(config, exc.__context__)
-    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.ProgrammingError):
+    if is_store_failure(exc):
         return describe_failure(config.db_path, exc) if classify(exc).kind in (FULL, READ_ONLY) else None
     if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
         where = exc.filename or config.state_dir

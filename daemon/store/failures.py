@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from autoretrain.daemon.foundation.errors import StoreError
 
@@ -50,6 +51,12 @@ class StoreProblem:
 
     def error(self, path: str | Path) -> StoreError:
         return StoreError(self.sentence(path))
+
+
+def is_store_failure(exc: BaseException) -> TypeGuard[sqlite3.DatabaseError]:
+    """A failure of the store's file (damaged, full, read-only, busy), not of our SQL: a ProgrammingError is
+    the sqlite3 module misused, a bug that keeps its traceback."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.ProgrammingError)
 
 
 def classify(exc: sqlite3.DatabaseError) -> StoreProblem:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from autoretrain.daemon.store.connection import transaction
+from autoretrain.daemon.store.failures import is_store_failure
 from autoretrain.daemon.store.pages import PageFile, Signature, signature
 
 _OFFSET = 1 << 63  # an int64 key component + _OFFSET is in [0, 2**64)
@@ -48,11 +49,6 @@ class TableSalvage:
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _is_damage(exc: sqlite3.DatabaseError) -> bool:
-    """A failure of the file, not of our SQL (a ProgrammingError is a bug and goes on up)."""
-    return not isinstance(exc, sqlite3.ProgrammingError)
 
 
 class KeyWalk:
@@ -107,7 +103,7 @@ class KeyWalk:
             self._fetch(ordinal, 1)
             return True
         except sqlite3.DatabaseError as exc:
-            if not _is_damage(exc):
+            if not is_store_failure(exc):
                 raise
             return False
 
@@ -120,7 +116,7 @@ class KeyWalk:
             try:
                 good, low = self._fetch(ordinal, middle), middle
             except sqlite3.DatabaseError as exc:
-                if not _is_damage(exc):
+                if not is_store_failure(exc):
                     raise
                 high = middle
         return good
@@ -151,7 +147,7 @@ class KeyWalk:
             try:
                 batch, damaged = self._fetch(start, BATCH), False
             except sqlite3.DatabaseError as exc:
-                if not _is_damage(exc):
+                if not is_store_failure(exc):
                     raise
                 batch, damaged = self._readable_prefix(start, BATCH), True
             for row in batch:
@@ -172,7 +168,7 @@ def _plain_rows(conn: sqlite3.Connection, table: str, columns: list[str], counte
     try:
         yield from conn.execute(f"SELECT {', '.join(_quoted(c) for c in columns)} FROM {_quoted(table)}")
     except sqlite3.DatabaseError as exc:
-        if not _is_damage(exc):
+        if not is_store_failure(exc):
             raise
         counter.damaged_regions += 1
 
@@ -192,7 +188,7 @@ def count_rows(conn: sqlite3.Connection, table: str) -> int | None:
     try:
         return int(conn.execute(f"SELECT COUNT(*) FROM {_quoted(table)}").fetchone()[0])
     except sqlite3.DatabaseError as exc:
-        if not _is_damage(exc):
+        if not is_store_failure(exc):
             raise
         return None
 

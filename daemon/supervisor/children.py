@@ -29,9 +29,8 @@ PROCESS_MODULES = {
     "inference": "autoretrain.daemon.processes.inference",
     "trainer": "autoretrain.daemon.processes.trainer",
 }
-# How long a child's main loop may go without progress before it counts as hung (watchdog stops).
+# How long a child's main loop may go without progress before it counts as hung (kill_hung replaces it).
 STALL_LIMIT_S = {"ingest": 180.0, "inference": 180.0, "trainer": 900.0}
-REPORT_STALE_S = 10.0
 
 
 class GiveUp(Exception):
@@ -174,12 +173,6 @@ class Children:
             child.process.kill()
             killed.append(child.name)
         return killed
-
-    def healthy(self) -> bool:
-        """Every child alive, reporting, and its main loop making progress (what the watchdog stands for)."""
-        now = self.clock()
-        return all(child.alive and child.last_report is not None and now - child.last_report < REPORT_STALE_S
-                   and child.stalled_s < STALL_LIMIT_S.get(child.name, 180.0) for child in self.table.values())
 
     def all_ready(self) -> bool:
         return all(child.ready for child in self.table.values())

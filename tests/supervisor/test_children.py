@@ -135,22 +135,6 @@ def test_a_configuration_error_gives_up_at_once_with_78(table: Children) -> None
     assert caught.value.exit_code == EX_CONFIG
 
 
-def test_health_needs_every_child_alive_reporting_and_progressing(table: Children, clock: Clock) -> None:
-    for child in table.table.values():
-        table.spawn(child)
-    assert table.healthy()  # just spawned: counted as reporting
-    clock.now += 11
-    assert not table.healthy()  # nobody reported for 11 s
-    for name, child in table.table.items():
-        table.on_report(name, "ready", {}, child.pid, stalled_s=0.5)
-    assert table.healthy() and table.all_ready()
-    table.on_report("trainer", "training", {}, table.table["trainer"].pid, stalled_s=STALL_LIMIT_S["trainer"] + 1)
-    assert not table.healthy()  # alive and reporting, but its loop is stuck
-    table.on_report("trainer", "training", {}, table.table["trainer"].pid, stalled_s=1)
-    process(table, "ingest").exit(0)
-    assert not table.healthy()
-
-
 def test_reports_from_a_process_that_is_not_ours_are_ignored(table: Children, clock: Clock) -> None:
     child = table.table["ingest"]
     table.spawn(child)
