@@ -1,7 +1,7 @@
 """README's "Run under systemd", verbatim, under a real systemd (../shared/tools/systemd-box), then faults.
 
 The blocks marked `<!-- deploy: NAME -->` in README.md are extracted and run as written (`sudo` is a no-op
-inside the box, where the test is root; `<this repository>` is this checkout), so README and this test
+inside the box, where the test is root; `<this repository>` is this checkout's file:// URL), so README and this test
 cannot drift apart. Where README tells the operator to edit the configuration, the test writes the
 simulated market into it: no exchange is reachable here. Then, as an operator of group autoretrain:
 status, journal by priority and by process, SIGSTOP of each child (replaced by the supervisor, the
@@ -46,8 +46,12 @@ def readme_block(name: str) -> str:
 
 
 def as_script(block: str) -> str:
-    """The block as a script the box runs as root: `sudo` a no-op, this checkout as the repository."""
-    return "sudo() { \"$@\"; }\n" + block.replace("<this repository>", str(ROOT))
+    """The block as a script the box runs as root: `sudo` a no-op, this checkout as the repository.
+
+    The checkout is named by a file:// URL, as a remote would be: a plain path makes git hardlink its
+    objects, which fails on the box's overlay when the checkout is itself a clone sharing them by hardlink
+    (git: "hardlink different from source"), as CI's is."""
+    return "sudo() { \"$@\"; }\n" + block.replace("<this repository>", ROOT.as_uri())
 
 
 @pytest.fixture
