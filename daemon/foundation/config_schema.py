@@ -276,6 +276,33 @@ class ControlConfig(_Section):
         return value
 
 
+def check_http_endpoint(value: str | None) -> str | None:
+    """`HOST:PORT` for an HTTP listener (`[ADDR]:PORT` for IPv6); port 0 lets the system choose (status says
+    which). Any address is allowed (Prometheus may scrape from another host); the default is loopback."""
+    if value is None:
+        return value
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})", value)
+    if not match:
+        raise ValueError(f"{value!r} is not HOST:PORT (such as 127.0.0.1:9477; null turns it off)")
+    if int(match.group(2)) > 65535:
+        raise ValueError(f"port {match.group(2)} is not a TCP port (0 to 65535)")
+    return value
+
+
+class MetricsConfig(_Section):
+    endpoint: str | None = "127.0.0.1:9477"
+
+    _endpoint_ok = field_validator("endpoint")(check_http_endpoint)
+
+
+class DashboardConfig(_Section):
+    endpoint: str | None = "127.0.0.1:8477"
+    refresh_seconds: float = Field(5.0, ge=1, le=3600)
+    history_candles: int = Field(500, ge=10, le=100_000)
+
+    _endpoint_ok = field_validator("endpoint")(check_http_endpoint)
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file: str | None = None
@@ -310,6 +337,8 @@ class Config(_Section):
     signals: SignalsConfig = Field(default_factory=SignalsConfig)
     heartbeat_interval: float = Field(300.0, gt=0, le=86_400)
     control: ControlConfig = Field(default_factory=ControlConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     supervisor: SupervisorConfig = Field(default_factory=SupervisorConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)

@@ -72,6 +72,14 @@ class MarketTime:
         clock = self._market_clock()
         return clock.now_ms() if clock is not None else None
 
+    def seconds_since(self, market_ms: int) -> float | None:
+        """Wall seconds since the market's time passed `market_ms` (a candle's close: the signal's latency);
+        None when the market's time cannot be known yet."""
+        if self.identity is None:
+            return self.wall() - market_ms / 1000.0
+        clock = self._market_clock()
+        return (clock.now_ms() - market_ms) / 1000.0 / clock.speed if clock is not None else None
+
     def closed_until_ms(self) -> int | None:
         """Open time of the newest candle closed now: no stored candle after it is a closed one (None: unknown)."""
         now = self.now_ms()

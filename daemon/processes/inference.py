@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from autoretrain.daemon.foundation.candles import empty
+from autoretrain.daemon.foundation.latency import LatencyHistogram
 from autoretrain.daemon.foundation.timeframes import iso, timeframe_ms
 from autoretrain.daemon.loop.signal_loop import SignalLoop
 from autoretrain.daemon.market.market_time import MarketTime
@@ -65,6 +66,7 @@ class Inference:
         self.loop = SignalLoop(self.db, self.config, models=self, publish=child.publish)
         self.events = child.subscribe(messages.Topic.CANDLE, messages.Topic.MODEL_PROMOTED)
         self.next_model_check = 0.0
+        self.latency = LatencyHistogram()  # candle close -> signal recorded and published
 
     # -- the models the loop asks for (loop.ModelSource) --------------------------------------------------
 
@@ -193,6 +195,11 @@ class Inference:
                 pending[worker.symbol] = (window, fresh)
                 worker.last_signal_ts = int(fresh["ts"][-1])
         made = self.loop.signal_pending(pending)
+        for signals in made.values():
+            for signal in signals:
+                since_close = self.market_time.seconds_since(signal.candle_ts + self.step)
+                if since_close is not None:
+                    self.latency.observe(since_close)
         return {symbol: len(signals) for symbol, signals in made.items() if signals}
 
     def _settle_and_decide(self, worker: SymbolWorker) -> None:
@@ -220,7 +227,8 @@ class Inference:
 
     def _report(self, force: bool = False) -> None:
         self.child.report(force=force, models={w.symbol: w.slot.version for w in self.workers.values()},
-                          last_signal={w.symbol: iso(w.last_signal_ts) for w in self.workers.values()})
+                          last_signal={w.symbol: iso(w.last_signal_ts) for w in self.workers.values()},
+                          signal_latency=self.latency.as_dict())
 
     def run(self) -> int:
         self.start()

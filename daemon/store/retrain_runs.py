@@ -225,6 +225,12 @@ class RetrainRuns:
         ).fetchall()
         return [_row(r) for r in rows]
 
+    def counts(self, exchange: str, symbol: str, timeframe: str) -> dict[tuple[str, str], int]:
+        """How many runs of the series, per (trigger, status), since the store began."""
+        rows = self.conn.execute(f"SELECT trigger, status, COUNT(*) FROM retrain_runs WHERE {_SERIES}"
+                                 " GROUP BY trigger, status", (exchange, symbol, timeframe)).fetchall()
+        return {(str(trigger), str(status)): int(n) for trigger, status, n in rows}
+
     def tries_against(self, exchange: str, symbol: str, timeframe: str, champion: str) -> int:
         """How many challengers of `champion` were refused: the promotion rule's try count (alpha spending)."""
         return int(self.conn.execute(

@@ -195,6 +195,23 @@ class SignalTable:
         """The newest `limit` signals with their outcomes, newest first."""
         return self._records("ORDER BY s.candle_ts DESC LIMIT ?", (exchange, symbol, timeframe, limit))
 
+    def between(self, exchange: str, symbol: str, timeframe: str, start_ms: int, end_ms: int) -> list[SignalRecord]:
+        """The signals of candles opening in [start_ms, end_ms] with their outcomes, oldest first (the charts)."""
+        return self._records("AND s.candle_ts BETWEEN ? AND ? ORDER BY s.candle_ts",
+                             (exchange, symbol, timeframe, start_ms, end_ms))
+
+    def settled_trades_by_action(self, exchange: str, symbol: str, timeframe: str) -> dict[str, dict[str, int]]:
+        """Settled trades per action, since the start: the combined signal's (`combined`) and the model's own
+        (`model`: its probability alone, in the vote or not)."""
+        combined = self.conn.execute(
+            f"SELECT s.action, COUNT(*) FROM signals s JOIN outcomes o ON o.signal_id = s.id WHERE {_SERIES}"
+            " AND o.pnl_pct IS NOT NULL GROUP BY s.action", (exchange, symbol, timeframe)).fetchall()
+        model = self.conn.execute(
+            f"SELECT s.model_action, COUNT(*) FROM signals s JOIN outcomes o ON o.signal_id = s.id WHERE {_SERIES}"
+            " AND o.model_pnl_pct IS NOT NULL GROUP BY s.model_action", (exchange, symbol, timeframe)).fetchall()
+        return {"combined": {str(action): int(n) for action, n in combined},
+                "model": {str(action): int(n) for action, n in model}}
+
     def pending(self, exchange: str, symbol: str, timeframe: str) -> int:
         """How many signals still wait for their exit candle."""
         row = self.conn.execute(f"SELECT COUNT(*) FROM signals s WHERE {_SERIES} AND s.pending = 1",

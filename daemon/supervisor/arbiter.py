@@ -3,7 +3,8 @@
 `Supervisor(config)` only holds state. `open()` takes an exclusive lock on the state directory and one
 on the runtime directory (a second daemon refuses with exit 75), checks the store once (a damaged,
 unreadable or read-only one is exit 75 before any child starts), clears stale runtime files, creates
-the candle rings, binds the event bus and the control socket. `run()` then starts ingest, inference
+the candle rings, binds the event bus and the control socket, then the metrics and dashboard listeners
+(`web`: a port in use is exit 78, one line). `run()` then starts ingest, inference
 and trainer in that order, each once the previous one reports ready; `READY=1` goes to systemd when
 all three are ready.
 
@@ -36,6 +37,7 @@ from autoretrain.daemon.supervisor.children import PROCESS_MODULES, Children, Gi
 from autoretrain.daemon.supervisor.commands import CommandContext, ControlCommands
 from autoretrain.daemon.supervisor.runtime import clear_runtime, lock_runtime_dir, lock_state_dir
 from autoretrain.daemon.supervisor.status_board import StatusBoard
+from autoretrain.daemon.supervisor.web import WebServers
 from autoretrain.ipc import messages
 from autoretrain.ipc.bus import EventBus, Publisher, Subscriber
 from autoretrain.ipc.control import ControlServer
@@ -61,6 +63,7 @@ class Supervisor:
         self.publisher: Publisher | None = None
         self.events: Subscriber | None = None
         self.control: ControlServer | None = None
+        self.web = WebServers(config)
         self.children = Children(tuple(PROCESS_MODULES), config.runtime_dir / RESOLVED_CONFIG_NAME,
                                  config.supervisor)
         self.children.store_problem = self._store_problem
@@ -94,6 +97,8 @@ class Supervisor:
             self.events = Subscriber(self.context, self.bus.subscribe_endpoint, WATCHED_TOPICS)
             self.control = ControlServer(self.context, config.control_endpoint, self.commands.handle,
                                          max_request_bytes=config.control.max_request_bytes)
+            self.web.open()  # metrics and dashboard: they ask the control socket bound just above
+            self.board.endpoints = dict(self.web.urls)
         except BaseException:
             self._close_runtime()
             raise
@@ -116,6 +121,7 @@ class Supervisor:
     def _close_runtime(self) -> None:
         """Close sockets and rings, remove the runtime files, release both locks: after a failed start
         (whatever part of `open` ran) and at stop."""
+        self.web.close()
         for part in (self.control, self.events, self.publisher, self.bus):
             if part is not None:
                 part.close()

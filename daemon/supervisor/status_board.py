@@ -56,6 +56,7 @@ class StatusBoard:
         self._unreadable: dict[str, str] = {}  # symbol -> why its state could not be read, while it lasts
         self.market_time = MarketTime(config)
         self._store_failing: dict[str, str] = {}  # what failed (checkpoint, status, a command) -> why, while it lasts
+        self.endpoints: dict[str, str | None] = {"metrics_url": None, "dashboard_url": None}  # once they listen
 
     def db(self) -> Database:
         """The supervisor's one store connection (status, control commands, checkpoints), opened on first use."""
@@ -123,22 +124,23 @@ class StatusBoard:
 
     def _usage(self, pid: int | None) -> dict[str, Any]:
         if pid is None:
-            return {"rss_mb": None, "cpu_percent": None}
+            return {"rss_mb": None, "cpu_percent": None, "cpu_seconds": None}
         try:
             process = self._psutil.get(pid)
+            times = (process or psutil.Process(pid)).cpu_times()
             if process is None:
                 # first look: the average over the process's life (psutil needs two samples for a rate)
                 process = self._psutil[pid] = psutil.Process(pid)
-                times = process.cpu_times()
                 alive = max(1e-3, time.time() - process.create_time())
                 process.cpu_percent(None)
                 cpu = 100.0 * (times.user + times.system) / alive
             else:
                 cpu = process.cpu_percent(None)
-            return {"rss_mb": round(process.memory_info().rss / 2**20, 1), "cpu_percent": round(cpu, 1)}
+            return {"rss_mb": round(process.memory_info().rss / 2**20, 1), "cpu_percent": round(cpu, 1),
+                    "cpu_seconds": round(times.user + times.system, 3)}
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             self._psutil.pop(pid, None)
-            return {"rss_mb": None, "cpu_percent": None}
+            return {"rss_mb": None, "cpu_percent": None, "cpu_seconds": None}
 
     def processes(self) -> list[dict[str, Any]]:
         now = time.monotonic()
@@ -151,6 +153,7 @@ class StatusBoard:
                 "uptime_s": round(time.time() - child.started_at, 1) if child.pid and child.started_at else None,
                 "last_report_s": round(now - child.last_report, 1) if child.last_report is not None else None,
                 **self._usage(child.pid),
+                **({"signal_latency": child.detail["signal_latency"]} if "signal_latency" in child.detail else {}),
             })
         return rows
 
@@ -224,10 +227,12 @@ class StatusBoard:
             self._unreadable[symbol] = error
 
     def snapshot(self) -> dict[str, Any]:
+        market_now = self.market_time.now_ms() if self.config.market.source != "ccxt" else int(time.time() * 1000)
         return {
             "daemon": {"pid": os.getpid(), "ready": self.children.all_ready(), "started_at": iso(int(self.started_at * 1000)),
                        "uptime_s": round(time.time() - self.started_at, 1), "state_dir": str(self.config.state_dir),
-                       "source": self.config.market.source, "timeframe": self.config.market.timeframe},
+                       "source": self.config.market.source, "timeframe": self.config.market.timeframe,
+                       "market_time": iso(market_now), "market_time_ms": market_now, **self.endpoints},
             "processes": self.processes(),
             "symbols": [state.as_dict() for state in self.symbol_states()],
             "store": {"path": str(self.config.db_path), "error": self.store_error},

@@ -7,7 +7,7 @@ inference runs (`daemon.retrain_policy.assess`), so `status` and the daemon neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from autoretrain.daemon.foundation.config_schema import Config
@@ -17,6 +17,7 @@ from autoretrain.daemon.loop.assess import assess
 from autoretrain.daemon.loop.watch import drift_reference, expected_accuracy
 from autoretrain.daemon.signals.policy import PolicyInputs, scope_text
 from autoretrain.daemon.store.database import Database
+from autoretrain.daemon.views.history import tallies
 from autoretrain.models.registry import Registry, RegistryError
 
 
@@ -40,6 +41,7 @@ class SymbolState:
     performance: dict[str, Any]
     win_rate_scope: str = ""
     model_record: dict[str, Any] | None = None  # the serving model's own record in its current window
+    counts: dict[str, Any] = field(default_factory=dict)  # since the store began: trades, retrains, promotions
     error: str | None = None  # why the state could not be read (a damaged store): the rest is empty
 
     @classmethod
@@ -61,7 +63,7 @@ class SymbolState:
             "model_record": self.model_record,
             "needs_retrain": self.needs_retrain, "retrain_reason": self.retrain_reason,
             "retrain_trigger": self.retrain_trigger, "last_retrain": self.last_retrain,
-            "training": self.training, "performance": self.performance, "error": self.error,
+            "training": self.training, "performance": self.performance, "counts": self.counts, "error": self.error,
         }
 
     def heartbeat_line(self) -> str:
@@ -120,4 +122,5 @@ def read_symbol_state(config: Config, db: Database, registry: Registry, symbol: 
                       "or not, since it started serving", **performance.model_current.as_dict(),
                       "evaluation_accuracy": accuracy, "benched": performance.benched}
         if performance.current_version else None,
+        counts=tallies(db, config, symbol),
     )

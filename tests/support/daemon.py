@@ -57,6 +57,9 @@ class Daemon:
 
     def __init__(self, tmp_path: Path, config: dict[str, Any], name: str = "config.yaml") -> None:
         self.config_path = tmp_path / name
+        # the HTTP listeners stay off unless a test asks for them (port 0: any free port; status names it),
+        # so daemons of consecutive tests never meet on a fixed port
+        config = {"metrics": {"endpoint": None}, "dashboard": {"endpoint": None}, **config}
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.notify = NotifyListener(tmp_path / f"notify-{name}.sock")
         self.stderr_path = tmp_path / f"daemon-{name}.log"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from autoretrain.daemon.supervisor.commands.base import Command, CommandContext, run_command
+from autoretrain.daemon.supervisor.commands.history import History
 from autoretrain.daemon.supervisor.commands.ping import Ping
 from autoretrain.daemon.supervisor.commands.registry import Models, Promote, Rollback
 from autoretrain.daemon.supervisor.commands.retrain import Retrain, Run
@@ -12,7 +13,7 @@ from autoretrain.daemon.supervisor.commands.status import Status
 from autoretrain.ipc.control import ControlError
 
 COMMANDS: dict[str, Command] = {command.name: command for command in
-                                (Ping(), Status(), Retrain(), Run(), Models(), Promote(), Rollback())}
+                                (Ping(), Status(), History(), Retrain(), Run(), Models(), Promote(), Rollback())}
 
 
 class ControlCommands:
