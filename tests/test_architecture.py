@@ -18,7 +18,7 @@ from tests.support.data import ROOT
 
 PACKAGES = ("daemon", "ipc", "models")
 #: daemon's subpackages, lowest first: each may import only those before it (and ipc/, models/)
-DAEMON_LAYERS = ("foundation", "signals", "store", "market", "loop", "processes", "backtest", "supervisor", "cli")
+DAEMON_LAYERS = ("foundation", "signals", "store", "market", "loop", "processes", "backtest", "views", "supervisor", "cli")
 MAX_LINES = 400
 SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+"
                  r"(TABLE|INDEX)|PRAGMA\s+\w+)", re.DOTALL)  # the project writes SQL in capitals

@@ -20,6 +20,7 @@ from autoretrain.daemon.cli import data as data_commands
 from autoretrain.daemon.cli import live as live_commands
 from autoretrain.daemon.cli import model as model_commands
 from autoretrain.daemon.cli import performance as performance_commands
+from autoretrain.daemon.cli import report as report_commands
 from autoretrain.daemon.cli import store as store_commands
 from autoretrain.daemon.foundation.config import load_config
 from autoretrain.daemon.foundation.config_schema import Config
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log progress (-v) or debug detail (-vv) to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineArgumentParser)
     commands.required = True
-    for area in (data_commands, model_commands, performance_commands, live_commands, backtest_commands, store_commands):
+    for area in (data_commands, model_commands, performance_commands, live_commands, backtest_commands, report_commands,
+                 store_commands):
         area.register(commands, common_options())
     return parser
 

@@ -45,7 +45,8 @@ def daemon(tmp_path: Path) -> Setup:
 
 
 def test_the_command_table_is_what_the_design_card_asks_for() -> None:
-    assert set(COMMANDS) == {"ping", "status", "retrain", "run", "models", "promote", "rollback"}
+    # the design card's commands, and `history` (read-only: the dashboard's chart data, issue 13)
+    assert set(COMMANDS) == {"ping", "status", "history", "retrain", "run", "models", "promote", "rollback"}
 
 
 def test_ping_and_status(daemon: Setup) -> None:
