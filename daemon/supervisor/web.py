@@ -17,9 +17,9 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
-from prometheus_client.core import Metric
 
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import ConfigError

@@ -48,7 +48,7 @@ def dashboard_handler(status: StatusSource, *, refresh_seconds: float, symbols: 
         server_version = "autoretrain-dashboard"
         sys_version = ""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             log.debug("dashboard %s: " + format, self.address_string(), *args)
 
         def _send(self, code: int, body: bytes, content_type: str, *, cache: bool = False) -> None:
@@ -68,7 +68,7 @@ def dashboard_handler(status: StatusSource, *, refresh_seconds: float, symbols: 
         def _error(self, code: int, message: str) -> None:
             self._json(code, {"error": message})
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             path = parts.path
             if path in ("/", "/index.html"):
@@ -86,7 +86,7 @@ def dashboard_handler(status: StatusSource, *, refresh_seconds: float, symbols: 
             else:
                 self._error(HTTPStatus.NOT_FOUND, f"no such page: {path[:200]}")
 
-        do_HEAD = do_GET  # noqa: N815
+        do_HEAD = do_GET
 
         def _answer(self, command: str, args: dict[str, Any]) -> None:
             try:
@@ -99,6 +99,6 @@ def dashboard_handler(status: StatusSource, *, refresh_seconds: float, symbols: 
         def _not_allowed(self) -> None:
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, "the dashboard is read-only: use autoretrainctl to change things")
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815
+        do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed
 
     return DashboardHandler
