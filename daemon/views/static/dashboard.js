@@ -450,7 +450,7 @@
         " · at ", value(sym, "last_retrain_market_time", last.market_time, fmtIso(last.market_time), "text"),
         last.version ? " · " + last.version : ""]
         : [value(sym, "last_retrain_trigger", null, DASH, "text"), " ",
-          value(sym, "last_retrain_market_time", null, "", "text")]),
+          value(sym, "last_retrain_market_time", null, "", "text")], "card-wide"),
     ];
     panel.replaceChildren(el("div", { class: "cards" }, cards));
   }
