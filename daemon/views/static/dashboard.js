@@ -379,7 +379,9 @@
       }
       return;
     }
-    const x = timeScale(ts[0], ts[ts.length - 1]);
+    // from the first candle (or an earlier event of the window) to the newest closed candle
+    const eventTimes = (history.events || []).map(function (e) { return e.ts; }).filter(isNum);
+    const x = timeScale(Math.min.apply(null, [ts[0]].concat(eventTimes)), ts[ts.length - 1]);
     drawPrice(charts.price, history, x);
     drawWinRate(charts.winRate, history, x);
     drawPnl(charts.pnl, history, x);
@@ -710,12 +712,12 @@
       nodes.push(svg("text", { class: "no-data", x: W / 2, y: lanes.versions + 4, "text-anchor": "middle",
         text: "no model has served yet: the algorithms alone" }));
     }
-    const events = (history.events || []).filter(function (e) { return e.ts >= x.start - HOUR && e.ts <= x.end + HOUR; });
+    const events = (history.events || []).filter(function (e) { return isNum(e.ts); });
     for (const e of events) {
       const cx = x(clip(e.ts));
       if (e.kind === "retrain") {
         nodes.push(svg("circle", { class: "event event-retrain status-" + (e.status || "unknown"), "data-event": "retrain",
-          "data-status": e.status, "data-trigger": e.trigger, cx: cx.toFixed(1), cy: lanes.retrains, r: 7 },
+          "data-status": e.status, "data-trigger": e.trigger, "data-run-id": e.run_id, cx: cx.toFixed(1), cy: lanes.retrains, r: 7 },
         title(retrainTitle(e))));
       } else {
         const cy = lanes.changes;
@@ -754,6 +756,7 @@
       const detail = retrain ? (e.status === "rejected" ? "rejected: " : "") + (e.result || e.reason || "")
         : (e.previous || "none") + " → " + (e.version || "algorithms only") + (e.reason ? ": " + e.reason : "");
       return el("tr", { "data-event": e.kind, "data-status": retrain ? e.status : null,
+        "data-run-id": retrain ? e.run_id : null,
         title: retrain ? retrainTitle(e) : changeTitle(e) }, [
         el("td", { class: "nowrap", text: fmtTs(e.ts) }),
         el("td", { class: "nowrap event-kind kind-" + e.kind + (retrain ? " status-text-" + e.status : ""), text: what }),
