@@ -92,6 +92,6 @@ def run_report(args: argparse.Namespace, config: Config) -> int:
         "panels": [{"name": name, "box": list(rendered.panels[name])} for name in PANELS],
     }
     text = (f"wrote {out} ({rendered.width}x{rendered.height} px, {len(PANELS)} panels: {', '.join(PANELS)}; "
-            f"{symbol} {history['timeframe']}, {len(ts)} candles {iso(ts[0])} to {iso(ts[-1])})")
+            f"{symbol} {history['timeframe']}, {len(ts)} candle{'s' if len(ts) != 1 else ''} {iso(ts[0])} to {iso(ts[-1])})")
     emit(args, payload, text)
     return 0

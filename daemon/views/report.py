@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from autoretrain.daemon.foundation.timeframes import timeframe_ms
+
 PANELS = ("price", "win rate", "PnL", "model timeline")
 #: inches and dots per inch: a 1430 x 1320 pixel PNG
 FIGSIZE = (13.0, 12.0)
@@ -29,6 +31,8 @@ CHANGE_MARKERS = {"promotion": ("D", "tab:green"), "rollback": ("<", "tab:orange
                   "unbenched": ("^", "dimgrey"), "algorithms_only": ("X", "black")}
 #: rows of the timeline panel
 VERSION_ROW, RUN_ROW, CHANGE_ROW = 0.0, 1.0, 2.0
+#: characters of a version's label (7 points) across the whole width of a panel
+LABEL_CHARS = 170
 TRIGGER_COLOURS = ("tab:blue", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:red", "tab:grey")
 
 
@@ -80,7 +84,7 @@ def _win_rate(ax: Any, history: dict[str, Any]) -> None:
     ax.axhline(50, color="grey", linestyle=":", linewidth=0.8)
     ax.set_ylim(0, 100)
     ax.set_ylabel(f"win rate %\n(last {window} trades)")
-    ax.legend(loc="upper left", fontsize=8, ncol=3)
+    _legend_or_note(ax, combined["ts"] or model["ts"], ncol=3)
 
 
 def _pnl(ax: Any, history: dict[str, Any]) -> None:
@@ -91,7 +95,16 @@ def _pnl(ax: Any, history: dict[str, Any]) -> None:
         ax.plot(_times(model["ts"]), model["pnl_pct"], color="tab:orange", linewidth=0.9, label="model's own trades")
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_ylabel(f"PnL % in this range\nnet of fees ({history['fee_bps']:g} bps)")
-    ax.legend(loc="upper left", fontsize=8, ncol=2)
+    _legend_or_note(ax, combined["ts"] or model["ts"], ncol=2)
+
+
+def _legend_or_note(ax: Any, anything: list[int], *, ncol: int) -> None:
+    """The panel's legend, or a note that no trade was settled in the range."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8, ncol=ncol)
+    if not anything:
+        ax.text(0.5, 0.5, "no settled trade in this range", transform=ax.transAxes, ha="center", va="center",
+                fontsize=8, color="dimgrey")
 
 
 def _segments(history: dict[str, Any], start: int) -> list[dict[str, Any]]:
@@ -117,8 +130,12 @@ def _versions(ax: Any, history: dict[str, Any], start: int, end: int) -> None:
         ax.broken_barh([(x0, max(x1 - x0, 1e-6))], (VERSION_ROW - 0.35, 0.7),
                        facecolors="lightgrey" if grey else "tab:green", alpha=0.6 if grey else 0.35,
                        hatch="//" if grey else None, edgecolor="dimgrey", linewidth=0.5)
-        label = "algorithms only" if version is None else f"{version}{' (benched)' if benched else ''}"
-        ax.text((x0 + x1) / 2, VERSION_ROW, label, ha="center", va="center", fontsize=7, clip_on=True)
+        room = (right - left) / max(end - start, 1) * LABEL_CHARS  # characters the segment has room for
+        labels = ["algorithms only", "algos"] if version is None else [f"{version} (benched)", version] \
+            if benched else [version]
+        label = next((text for text in labels if len(text) <= room), None)
+        if label is not None:
+            ax.text((x0 + x1) / 2, VERSION_ROW, label, ha="center", va="center", fontsize=7, clip_on=True)
 
 
 def _events(ax: Any, history: dict[str, Any]) -> list[Any]:
@@ -207,7 +224,8 @@ def render(history: dict[str, Any], *, title: str) -> Rendered:
         _timeline(timeline_ax, history, start, end)
         _changes_everywhere(list(axes), history)
         price_ax.set_title(title, fontsize=10)
-        timeline_ax.set_xlim(_times([start])[0], _times([end])[0])
+        pad = 0 if end > start else timeframe_ms(history["timeframe"])  # one candle: a candle either side
+        timeline_ax.set_xlim(_times([start - pad])[0], _times([end + pad])[0])
         timeline_ax.set_xlabel("market time (UTC)")
         for ax in axes:
             ax.grid(alpha=0.3)
