@@ -46,6 +46,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not instal
 SYMBOL = "BTC/USDT"
 PANELS = ("headline", "training", "price", "win-rate", "pnl", "timeline")
 VIRTUAL_TIME_MS = 8000
+#: settled trades of the combined signal before the page is read: more than auto_training.rolling_window (30)
+MIN_SIGNALS = 45
 WINDOW = (1280, 1800)
 #: the headline numbers: data-field -> how to read it from the symbol's status
 HEADLINE: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -156,8 +158,10 @@ def chromium(profile: Path, *args: str, timeout: float = 90) -> subprocess.Compl
     assert CHROMIUM is not None
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                "--no-default-browser-check", "--disable-extensions", "--mute-audio", f"--user-data-dir={profile}",
-               f"--virtual-time-budget={VIRTUAL_TIME_MS}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=profile)
+               f"--crash-dumps-dir={profile / 'crashes'}", f"--virtual-time-budget={VIRTUAL_TIME_MS}", *args]
+    # its configuration and caches (crashpad's settings among them) under tmp_path too, not in the user's home
+    env = {**os.environ, "XDG_CONFIG_HOME": str(profile / "config"), "XDG_CACHE_HOME": str(profile / "cache")}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=profile, env=env)
 
 
 def dump_dom(profile: Path, url: str) -> str:
@@ -215,6 +219,8 @@ def _ready_to_read(daemon: Daemon, run_id: int) -> bool:
     state = _symbol(status)
     record = state["model_record"] or {}
     if _busy(status) or state["error"] or not record.get("predictions") or not record.get("trades"):
+        return False
+    if state["signals"] < MIN_SIGNALS:  # more than the win rate's window: its scope is not all the trades
         return False
     history = daemon.request("history", symbol=SYMBOL)
     return len(history["trades"]["combined"]["ts"]) >= 10 and len(history["trades"]["model"]["ts"]) >= 10 \

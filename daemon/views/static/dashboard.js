@@ -285,17 +285,18 @@
     }
     for (const p of processes) {
       const ready = p.ready === undefined ? (p.name === "supervisor" ? true : null) : p.ready;
+      const silent = isNum(p.last_report_s) && p.last_report_s > Math.max(5, 2 * REFRESH_S);  // no report lately
       const cells = [
         ["name", p.name, p.name],
         ["pid", p.pid, p.pid === null || p.pid === undefined ? DASH : String(p.pid)],
-        ["state", p.state, p.state || DASH],
+        ["state", p.state, (p.state || DASH) + (silent ? " · silent " + fmtDuration(p.last_report_s) : "")],
         ["ready", p.ready, ready === null ? DASH : ready ? "yes" : "no"],
         ["restarts", p.restarts, fmtInt(p.restarts)],
         ["rss_mb", p.rss_mb, fmtNumber(p.rss_mb, 1)],
         ["cpu_percent", p.cpu_percent, fmtNumber(p.cpu_percent, 1)],
         ["uptime_s", p.uptime_s, fmtDuration(p.uptime_s)],
       ];
-      const stateClass = p.state === "ready" || p.state === "running" ? "ok" : "bad";
+      const stateClass = (p.state === "ready" || p.state === "running") && !silent ? "ok" : "bad";
       rows.appendChild(el("tr", { "data-process": p.name }, cells.map(function (cell) {
         const numeric = ["restarts", "rss_mb", "cpu_percent", "uptime_s"].indexOf(cell[0]) >= 0;
         const classes = [numeric ? "num" : "", cell[0] === "state" ? "state-" + stateClass : ""].join(" ").trim();
@@ -611,8 +612,8 @@
       nodes.push(svg("line", { class: "threshold-line", "data-series": "threshold", x1: M.left, x2: W - M.right,
         y1: y(threshold), y2: y(threshold) }, title("retrain threshold " + fmtShare(threshold) +
         " (auto_training.min_win_rate_threshold)")));
-      nodes.push(svg("text", { class: "threshold-label", x: W - M.right - 4, y: y(threshold) - 5, "text-anchor": "end",
-        text: "threshold " + fmtShare(threshold) }));
+      nodes.push(svg("text", { class: "threshold-label", x: M.left + 6, y: y(threshold) - 5, "text-anchor": "start",
+        text: "retrain threshold " + fmtShare(threshold) }));
     }
     const d = linePath(combined.ts, combined.win_rate, x, y);
     if (d) nodes.push(svg("path", { class: "line win-rate-line", "data-series": "win-rate", d: d }));
