@@ -134,6 +134,10 @@ class Child:
             changed = state is not None and state != self.state
             if state is not None:
                 self.state = state
+            if state == "ready":
+                # sticky: a state that follows at once (the trainer claiming a queued job) may replace "ready"
+                # before the report thread sends it; the supervisor must still learn that this child got ready
+                detail["ready"] = True
             self.detail.update(detail)
         if changed or force:
             self._wake.set()

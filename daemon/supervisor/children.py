@@ -110,7 +110,7 @@ class Children:
         child.state = state
         child.detail = detail
         child.stalled_s = float(stalled_s or 0.0)
-        if state == "ready" and not child.ready:
+        if (state == "ready" or detail.get("ready") is True) and not child.ready:
             log.info("%s is ready", name)
             child.ready = True
 

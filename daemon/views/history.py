@@ -70,19 +70,23 @@ def _cumulative(values: list[float]) -> list[float]:
     return out
 
 
-def trade_series(records: list[SignalRecord], window: int) -> dict[str, Any]:
-    """Settled trades in candle order: the combined signal's rolling win rate (direction right / trades over the
-    newest `window`) and cumulative PnL % net of fees (a sum of trade returns); the same for the model's own
-    trades (its probability alone, in the vote or not)."""
-    combined = [r for r in records if r.outcome is not None and r.outcome.pnl_pct is not None]
-    model = [r for r in records if r.outcome is not None and r.outcome.model_pnl_pct is not None]
+def trade_series(records: list[SignalRecord], window: int, until_ms: int | None = None) -> dict[str, Any]:
+    """Settled trades at the time their result was known (the exit candle), up to `until_ms`: the combined
+    signal's rolling win rate (direction right / trades over the newest `window`) and cumulative PnL % net of
+    fees (a sum of trade returns); the same for the model's own trades (its probability alone, in the vote or
+    not: direction right / its trades)."""
+    def known(record: SignalRecord) -> bool:
+        return record.outcome is not None and (until_ms is None or record.outcome.exit_ts <= until_ms)
+
+    combined = [r.outcome for r in records if known(r) and r.outcome and r.outcome.pnl_pct is not None]
+    model = [r.outcome for r in records if known(r) and r.outcome and r.outcome.model_pnl_pct is not None]
     return {
-        "combined": {"ts": [r.signal.candle_ts for r in combined],
-                     "win_rate": _rolling([bool(r.outcome.correct) for r in combined if r.outcome], window),
-                     "pnl_pct": _cumulative([float(r.outcome.pnl_pct or 0.0) for r in combined if r.outcome])},
-        "model": {"ts": [r.signal.candle_ts for r in model],
-                  "win_rate": _rolling([bool(r.outcome.model_correct) for r in model if r.outcome], window),
-                  "pnl_pct": _cumulative([float(r.outcome.model_pnl_pct or 0.0) for r in model if r.outcome])},
+        "combined": {"ts": [o.exit_ts for o in combined],
+                     "win_rate": _rolling([bool(o.correct) for o in combined], window),
+                     "pnl_pct": _cumulative([float(o.pnl_pct or 0.0) for o in combined])},
+        "model": {"ts": [o.exit_ts for o in model],
+                  "win_rate": _rolling([bool(o.model_correct) for o in model], window),
+                  "pnl_pct": _cumulative([float(o.model_pnl_pct or 0.0) for o in model])},
     }
 
 
@@ -95,13 +99,13 @@ def _older(version: str | None, than: str | None) -> bool:
 def activation_events(activations: list[Activation]) -> list[dict[str, Any]]:
     """Every change of the serving model: a newer version going live is a promotion, an older one a rollback
     (by `rollback`, or `promote` of an earlier version), none a fall-back to the algorithms, and the same
-    version leaving or re-entering the vote a benching."""
+    version leaving or re-entering the vote a benching (or, neither benched, the same version again)."""
     events: list[dict[str, Any]] = []
     previous: Activation | None = None
     for activation in activations:
         before = previous.version if previous is not None else None
         if previous is not None and activation.version == before:
-            kind = "benched" if activation.benched else "unbenched"
+            kind = "benched" if activation.benched else "unbenched" if previous.benched else "reactivated"
         elif activation.version is None:
             kind = "algorithms_only"
         elif _older(activation.version, before):
@@ -179,7 +183,7 @@ def symbol_history(db: Database, config: Config, symbol: str, *, until_ms: int |
         "candles": {"ts": [int(ts) for ts in rows["ts"]], "close": [float(close) for close in rows["close"]]},
         "markers": [{"ts": r.signal.candle_ts, "action": r.signal.action, "price": r.signal.price,
                      "model_version": r.signal.model_version} for r in records if r.signal.action != "HOLD"],
-        "trades": trade_series(records, rolling),
+        "trades": trade_series(records, rolling, until_ms),
         "events": events,
         "versions": [segment for segment in version_segments(in_window, window.end_ms)
                      if segment["to_ts"] >= window.start_ms],

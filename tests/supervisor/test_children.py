@@ -143,6 +143,22 @@ def test_reports_from_a_process_that_is_not_ours_are_ignored(table: Children, cl
     assert not child.ready and child.state == "starting"
 
 
+def test_a_child_whose_ready_report_was_overtaken_is_ready(table: Children, tmp_path: Path) -> None:
+    """The trainer reports "ready" and claims a queued job at once: its report thread may send "training" first.
+    The sticky `ready` in the report's detail still makes it ready (READY=1 is not held for a whole retrain)."""
+    from autoretrain.daemon.processes.child import Child
+    from tests.support.config import fast_config
+
+    reporter = Child("trainer", fast_config(tmp_path / "state"))
+    reporter.report("ready", force=True)
+    reporter.report("training", force=True, training={"run_id": 1})
+    assert reporter.state == "training" and reporter.detail["ready"] is True
+    child = table.table["trainer"]
+    table.spawn(child)
+    table.on_report("trainer", reporter.state, dict(reporter.detail), child.pid)
+    assert child.ready and child.state == "training"
+
+
 def test_stop_all_terms_in_order_and_kills_what_does_not_stop(table: Children) -> None:
     for child in table.table.values():
         table.spawn(child)

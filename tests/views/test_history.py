@@ -39,7 +39,7 @@ def market(tmp_path: Path) -> Market:
 def test_rolling_win_rate_and_cumulative_pnl_follow_the_trades(market: Market, tmp_path: Path) -> None:
     history = symbol_history(market.db, _config(tmp_path), SYM, until_ms=None, candles=1000)
     combined = history["trades"]["combined"]
-    assert combined["ts"] == [ts_at(i) for i in range(5, 29)]  # 24 trades; the HOLD is no trade
+    assert combined["ts"] == [ts_at(i + 1) for i in range(5, 29)]  # 24 trades, each at its exit; HOLD is no trade
     rates = combined["win_rate"]
     assert rates[:4] == [None] * 4 and rates[4:10] == [1.0] * 6  # drawn from the 5th trade on
     assert rates[19] == pytest.approx(0.5)  # 10 right of 20
@@ -84,5 +84,7 @@ def test_a_window_of_candles_and_an_empty_store(market: Market, tmp_path: Path) 
 
 def test_benching_and_the_algorithms_alone_are_not_promotions() -> None:
     events = activation_events([Activation("v0003", 1, 0.0), Activation("v0003", 2, 0.0, benched=True),
-                                Activation("v0003", 3, 0.0), Activation(None, 4, 0.0), Activation("v0004", 5, 0.0)])
-    assert [e["kind"] for e in events] == ["promotion", "benched", "unbenched", "algorithms_only", "promotion"]
+                                Activation("v0003", 3, 0.0), Activation("v0003", 4, 0.0), Activation(None, 5, 0.0),
+                                Activation("v0004", 6, 0.0)])
+    assert [e["kind"] for e in events] == ["promotion", "benched", "unbenched", "reactivated", "algorithms_only",
+                                           "promotion"]
