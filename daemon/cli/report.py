@@ -15,7 +15,7 @@ from typing import Any
 
 from autoretrain.daemon.cli.arguments import add_json_flag, date_arg, emit, symbol_arg
 from autoretrain.daemon.foundation.config_schema import Config
-from autoretrain.daemon.foundation.errors import AutoretrainError, NoInputError, UsageError
+from autoretrain.daemon.foundation.errors import EX_CANTCREAT, AutoretrainError, NoInputError, UsageError
 from autoretrain.daemon.foundation.formatting import pct, signed_pct
 from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.market.market_time import MarketTime
@@ -25,9 +25,6 @@ from autoretrain.daemon.views.history import symbol_history
 from autoretrain.daemon.views.report import PANELS, headline_title, render
 from autoretrain.models.durable import write_atomic
 from autoretrain.models.registry import Registry, RegistryError
-
-#: sysexits: a (user-specified) output file cannot be created
-EX_CANTCREAT = 73
 
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
