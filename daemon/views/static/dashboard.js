@@ -296,7 +296,8 @@
         ["cpu_percent", p.cpu_percent, fmtNumber(p.cpu_percent, 1)],
         ["uptime_s", p.uptime_s, fmtDuration(p.uptime_s)],
       ];
-      const stateClass = (p.state === "ready" || p.state === "running") && !silent ? "ok" : "bad";
+      const troubled = silent || !p.state || /exit|restart|fail|hung|stop|gave|giving/i.test(p.state);
+      const stateClass = troubled ? "bad" : p.state === "starting" ? "wait" : "ok";
       rows.appendChild(el("tr", { "data-process": p.name }, cells.map(function (cell) {
         const numeric = ["restarts", "rss_mb", "cpu_percent", "uptime_s"].indexOf(cell[0]) >= 0;
         const classes = [numeric ? "num" : "", cell[0] === "state" ? "state-" + stateClass : ""].join(" ").trim();
