@@ -563,6 +563,8 @@ def test_training_unreadable_state_empty_history_and_a_failing_daemon(tmp_path: 
     error = eth.one(data_field="error")
     assert not error.hidden and "database disk image is malformed" in error.text()
     assert value_of(eth.one(data_field="price")) is None and eth.one(data_field="price").text() == "—"
+    assert value_of(eth.one(data_field="candles")) == 0 and eth.one(data_field="candles").text() == "—"
+    assert eth.one(data_field="model_version").text() == "—"
     assert value_of(eth.one(data_field="model_direction_accuracy")) is None
     for panel in ("price", "win-rate", "pnl", "timeline"):
         assert "no candles yet" in eth.one(data_panel=panel).text(), panel

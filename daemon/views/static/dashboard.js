@@ -456,7 +456,13 @@
         : [value(sym, "last_retrain_trigger", null, DASH, "text"), " ",
           value(sym, "last_retrain_market_time", null, "", "text")], "card-wide"),
     ];
-    panel.replaceChildren(el("div", { class: "cards" }, cards));
+    const grid = el("div", { class: "cards" }, cards);
+    if (s.error) {  // unreadable: the status's placeholders (0, null) are not facts to show
+      for (const node of grid.querySelectorAll(".value")) {
+        if (node.dataset.field !== "retrain_reason") node.textContent = DASH;
+      }
+    }
+    panel.replaceChildren(grid);
   }
 
   function renderTraining(panel, s) {
@@ -621,7 +627,7 @@
     else nodes.push(noData(H, "no settled trades in this window yet"));
     panel.querySelector(".chart-body").replaceChildren(chartSvg("win-rate", H, nodes));
     panel.querySelector('[data-caption="win-rate"]').textContent = "direction right / settled trades, newest " +
-      (isNum(window) ? window : "N") + " (rolling_window) trades of the combined signal; drawn from the 5th trade of the window on";
+      (isNum(window) ? window : "N") + " (rolling_window) trades of the combined signal; each trade at its exit candle, drawn from the window's 5th trade on";
     panel.querySelector(".legend").replaceChildren(
       legendItem("swatch-win-rate", "combined signal", combined.ts.length + " settled trades"),
       legendItem("swatch-threshold", "retrain threshold " + fmtShare(threshold)));
@@ -650,7 +656,7 @@
     panel.querySelector(".chart-body").replaceChildren(chartSvg("pnl", H, nodes));
     const last = function (data) { return data.pnl_pct.length ? data.pnl_pct[data.pnl_pct.length - 1] : null; };
     panel.querySelector('[data-caption="pnl"]').textContent = "sum of trade returns net of fees, % (fee " +
-      (isNum(history.fee_bps) ? history.fee_bps : "?") + " bps per side), from the chart's start";
+      (isNum(history.fee_bps) ? history.fee_bps : "?") + " bps per side), from the chart's start, each trade at its exit candle";
     panel.querySelector(".legend").replaceChildren(
       legendItem("swatch-pnl-combined", "combined signal " + fmtSignedPct(last(combined)), combined.ts.length + " trades"),
       legendItem("swatch-pnl-model", "model's own trades " + (model.ts.length ? fmtSignedPct(last(model)) :
@@ -663,7 +669,7 @@
 
   const EVENT_LABEL = {
     retrain: "retrain", promotion: "promotion", rollback: "rollback", benched: "benched",
-    unbenched: "back in the vote", algorithms_only: "algorithms only",
+    unbenched: "back in the vote", reactivated: "same version again", algorithms_only: "algorithms only",
   };
 
   function retrainTitle(e) {
@@ -741,7 +747,7 @@
       legendItem("swatch-promotion", "promotion", count(function (e) { return e.kind === "promotion"; })),
       legendItem("swatch-rollback", "rollback", count(function (e) { return e.kind === "rollback"; })),
       legendItem("swatch-benched", "benched / other", count(function (e) {
-        return e.kind === "benched" || e.kind === "unbenched" || e.kind === "algorithms_only";
+        return e.kind !== "retrain" && e.kind !== "promotion" && e.kind !== "rollback";
       })));
   }
 
