@@ -22,9 +22,9 @@ from tests.support.cli import run_ctl
 from tests.support.data import random_walk_candles
 
 HEADER = "timestamp,open,high,low,close,volume"
-# the hour open now (it closes after now), five years ahead, the last hour of 9999: no closed candle among them
-OPEN_NOW = int(time.time() * 1000) // HOUR_MS * HOUR_MS
-IN_FIVE_YEARS = OPEN_NOW + 5 * 365 * 24 * HOUR_MS
+# the hour open now (it closes after now; read when the files are made, not at import: a run can cross the
+# hour), five years ahead, the last hour of 9999: no closed candle among them
+FIVE_YEARS_MS = 5 * 365 * 24 * HOUR_MS
 LAST_HOUR_OF_9999 = 253_402_297_200_000
 
 
@@ -87,6 +87,7 @@ def test_exact_duplicates_collapse_and_extra_columns_are_ignored(tmp_path: Path)
 
 
 def _malformed_files(candles: np.ndarray) -> dict[str, tuple[str, str]]:
+    open_now = int(time.time() * 1000) // HOUR_MS * HOUR_MS
     good = csv_text(candles).splitlines()
     conflicting = good[:6] + [good[3].replace(good[3].split(",")[5], "12345.0")] + good[6:]
     invalid = list(good)
@@ -117,9 +118,9 @@ def _malformed_files(candles: np.ndarray) -> dict[str, tuple[str, str]]:
         "timestamp_1e30.csv": (HEADER + "\n1e30,1,1,1,1,1\n", r"line 2: timestamp 1e30 is out of range"),
         "blank_line_then_bad.csv": ("\n".join(good[:3] + ["", invalid[4]]) + "\n",
                                     r"line 5: invalid candle at .*high below open or close"),
-        "open_now.csv": ("\n".join(good[:3] + [f"{OPEN_NOW},1,2,0.5,1.5,10"] + good[3:]) + "\n",
+        "open_now.csv": ("\n".join(good[:3] + [f"{open_now},1,2,0.5,1.5,10"] + good[3:]) + "\n",
                          r"line 4: candle at .* closes at .*, after the current time .*: a candle from the future"),
-        "in_five_years.csv": ("\n".join(good + [f"{IN_FIVE_YEARS},1,2,0.5,1.5,10"]) + "\n",
+        "in_five_years.csv": ("\n".join(good + [f"{open_now + FIVE_YEARS_MS},1,2,0.5,1.5,10"]) + "\n",
                               r"line 12: candle at .* after the current time .*: a candle from the future"),
         "year_9999.csv": ("\n".join(good + [f"{LAST_HOUR_OF_9999},1,2,0.5,1.5,10"]) + "\n",
                           r"line 12: candle at 9999-12-31T23:00:00Z closes at out-of-range time .*a candle from "
