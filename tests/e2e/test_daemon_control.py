@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import zmq
 
 from autoretrain.daemon.supervisor.runtime import runtime_files
 from autoretrain.ipc.control import socket_mode
@@ -60,29 +60,50 @@ def test_control_socket_permissions(daemon: Daemon) -> None:
     assert os.stat(daemon.config.runtime_dir).st_mode & 0o777 == 0o750
 
 
+MALFORMED_CLIENT = """
+import json, random, sys
+import zmq
+endpoint, seed = sys.argv[1], int(sys.argv[2])
+rng = random.Random(seed)
+context = zmq.Context()
+bodies = [b"", b"{", b"null", b"[]", b'{"command": 5}', b'{"command": "status", "args": "x"}',
+          b'{"command": "retrain"}', b'{"command": "retrain", "args": {"symbol": "NOPE/USDT"}}',
+          b'{"command": "promote", "args": {"symbol": "BTC/USDT"}}', b'{"command": "run", "args": {"id": "x"}}',
+          b'{"command": "run", "args": {"id": 99999}}', b'{"command": "rm -rf /"}', "\u00fc".encode() * 50,
+          b"x" * 100_000]
+replies = 0
+for index in range(300):
+    kind = rng.choice([zmq.REQ, zmq.DEALER, zmq.PUSH, zmq.PUB])
+    sock = context.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    body = rng.choice(bodies) if index % 3 else bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300)))
+    try:
+        sock.send_multipart([body] * (1 if kind == zmq.REQ else rng.randint(1, 3)), zmq.NOBLOCK)
+        if kind == zmq.REQ and sock.poll(200):
+            reply = json.loads(sock.recv())
+            assert reply["ok"] is False and "\\n" not in reply["error"], reply
+            replies += 1
+    except zmq.ZMQError:
+        pass
+    sock.close(0)
+context.destroy(linger=0)
+print(replies)
+"""
+
+
 def test_hundreds_of_malformed_requests_then_status_still_answers(daemon: Daemon) -> None:
-    rng = random.Random(12)
-    context = zmq.Context()
-    bodies = [b"", b"{", b"null", b"[]", b'{"command": 5}', b'{"command": "status", "args": "x"}',
-              b'{"command": "retrain"}', b'{"command": "retrain", "args": {"symbol": "NOPE/USDT"}}',
-              b'{"command": "promote", "args": {"symbol": "BTC/USDT"}}', b'{"command": "run", "args": {"id": "x"}}',
-              b'{"command": "run", "args": {"id": 99999}}', b'{"command": "rm -rf /"}', "ü".encode() * 50,
-              b"x" * 100_000]
-    for index in range(300):
-        kind = rng.choice([zmq.REQ, zmq.DEALER, zmq.PUSH, zmq.PUB])
-        sock = context.socket(kind)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(daemon.config.control_endpoint)
-        body = rng.choice(bodies) if index % 3 else bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300)))
-        try:
-            sock.send_multipart([body] * (1 if kind == zmq.REQ else rng.randint(1, 3)), zmq.NOBLOCK)
-            if kind == zmq.REQ and sock.poll(200):
-                reply = json.loads(sock.recv())
-                assert reply["ok"] is False and "\n" not in reply["error"]
-        except zmq.ZMQError:
-            pass
-        sock.close(0)
-    context.destroy(linger=0)
+    # The hostile client runs in a process of its own: twice in this suite's history the pytest process itself
+    # aborted inside libzmq while this loop opened and dropped its 300 sockets (a client-side abort; the daemon
+    # never restarted). Such an abort is retried once with another seed and shown; anything else fails.
+    for seed in (12, 13):
+        client = subprocess.run([sys.executable, "-c", MALFORMED_CLIENT, daemon.config.control_endpoint, str(seed)],
+                                capture_output=True, text=True, timeout=240)
+        if client.returncode != -signal.SIGABRT:
+            break
+        print(f"the malformed-request client aborted in libzmq (seed {seed}): {client.stderr[-1500:]}")
+    assert client.returncode == 0, client.stderr[-3000:]
+    assert int(client.stdout.strip()) > 0  # the REQ sockets got their refusals back
     status = daemon.status()
     assert status["daemon"]["ready"] is True
     assert all(p["restarts"] == 0 for p in status["processes"])
