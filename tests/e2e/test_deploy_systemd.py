@@ -129,6 +129,16 @@ def test_readme_deploy_works_verbatim_and_faults_are_survived(box: Box) -> None:
     assert by["models"].returncode == 0, by["models"].stderr
     assert by["rollback"].returncode != 0 and by["rollback"].stderr.count("\n") == 1  # one line: nothing to roll back
 
+    # the service's metrics and dashboard on their default loopback ports, inside the unit's sandbox, served
+    # from the installed package (not a checkout): the operator reads them as a Prometheus scrape or a browser would
+    fetch = ("/usr/bin/python3 -c \"import sys, urllib.request; body = urllib.request.urlopen(sys.argv[1], timeout=10)"
+             ".read().decode(); print(body[:20000])\" ")
+    metrics = box.sh(fetch + "http://127.0.0.1:9477/metrics", user=OPERATOR).stdout
+    assert 'autoretrain_up{process="trainer"} 1.0' in metrics and "autoretrain_candles{" in metrics
+    page = box.sh(fetch + "http://127.0.0.1:8477/", user=OPERATOR).stdout
+    assert "/static/dashboard.js" in page
+    assert '"symbols"' in box.sh(fetch + "http://127.0.0.1:8477/api/status", user=OPERATOR).stdout
+
     # journald: the heartbeat at info from the supervisor's identifier, every process named, priorities
     box.wait_for("journalctl -u autoretrain -t autoretrain-supervisor --grep 'Heartbeat \\| BTC/USDT' -q", 60,
                  "a heartbeat in the journal")
