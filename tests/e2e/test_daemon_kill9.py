@@ -18,6 +18,21 @@ from tests.support.daemon import Daemon, signal_coverage
 pytestmark = pytest.mark.slow
 
 
+HOUR_MS = 3_600_000
+SEQ_LEN, HORIZON, MIN_EVAL_SAMPLES = 32, 1, 50  # config.yaml's model, tests.support.config's promotion
+# after the champion's last seen candle: the purge gap (seq_len + horizon, plus one), then 50 whole windows
+# with their label, and a margin of 10 candles
+UNSEEN_CANDLES_NEEDED = (SEQ_LEN + HORIZON + 1) + (SEQ_LEN + MIN_EVAL_SAMPLES - 1 + HORIZON) + 10
+
+
+def champion_seen_until(registry: Registry, version: str) -> int:
+    """The newest candle the champion learnt from or was chosen on (retrain_job's rule for 'unseen')."""
+    info = next(i for i in registry.versions("BTC/USDT", "1h") if i.version == version)
+    assert info.meta is not None, info.error
+    chosen = ((info.meta.get("evaluation") or {}).get("evaluation") or {}).get("last_ts")
+    return max(int(info.meta["data"]["trained_until_ts"]), int(chosen or 0))
+
+
 def restarted(daemon: Daemon, name: str, old_pid: int) -> bool:
     child = next(p for p in daemon.status()["processes"] if p["name"] == name)
     return child["pid"] not in (None, old_pid) and child["ready"] and child["restarts"] >= 1
@@ -52,10 +67,10 @@ def test_kill_9_of_each_child_loses_nothing(tmp_path: Path) -> None:
         kill_and_wait(daemon, "inference")
 
         # the trainer is killed in the middle of a job; a challenger is judged only on candles that did not
-        # choose the champion (promotion.min_eval_samples = 50 of them), so the job waits for new candles
-        newest_candle = daemon.query("SELECT MAX(ts) FROM candles")[0][0]
-        daemon.wait_for(lambda: daemon.query("SELECT MAX(ts) FROM candles")[0][0] > newest_candle + 80 * 3_600_000,
-                        60, "80 candles the champion has not seen")
+        # choose the champion (promotion.min_eval_samples = 50 windows of them), so the test waits for enough
+        unseen_from = champion_seen_until(registry, champion) + UNSEEN_CANDLES_NEEDED * HOUR_MS
+        daemon.wait_for(lambda: daemon.query("SELECT MAX(ts) FROM candles")[0][0] >= unseen_from, 90,
+                        f"{UNSEEN_CANDLES_NEEDED} candles the champion has not seen")
         queued = daemon.request("retrain", symbol="BTC/USDT")
         daemon.wait_for(lambda: ((daemon.status()["symbols"][0]["training"] or {}).get("epoch") or 0) >= 2, 120,
                         "the trainer in the middle of an epoch")
