@@ -197,12 +197,22 @@ class RetrainRuns:
         with transaction(self.conn):
             orphans = self._orphans()  # again under the lock: another process may have marked them
             for run in orphans:
-                self.conn.execute(
-                    "UPDATE retrain_runs SET status = ?, finished_at = ?, detail = ? WHERE id = ?",
-                    (FAILED, time.time(), json.dumps({"error": f"interrupted: the process running it "
-                                                                f"({run.owner or 'unknown'}) is gone"}), run.id),
-                )
+                self._mark_failed(run.id, f"interrupted: the process running it ({run.owner or 'unknown'}) is gone")
         return [run.id for run in orphans]
+
+    def fail_interrupted(self, run_id: int, error: str) -> RetrainRun | None:
+        """Mark run `run_id` failed with `error` if it is still `running` and its process is gone (the supervisor,
+        which saw that process die and knows why); the run as it was, or None when there was nothing to mark."""
+        with transaction(self.conn):
+            run = self.get(run_id)
+            if run is None or not run.orphaned:
+                return None
+            self._mark_failed(run_id, error)
+        return run
+
+    def _mark_failed(self, run_id: int, error: str) -> None:
+        self.conn.execute("UPDATE retrain_runs SET status = ?, finished_at = ?, detail = ? WHERE id = ?",
+                          (FAILED, time.time(), json.dumps({"error": error}), run_id))
 
     def get(self, run_id: int) -> RetrainRun | None:
         row = self.conn.execute(f"SELECT {_COLUMNS} FROM retrain_runs WHERE id = ?", (run_id,)).fetchone()

@@ -33,7 +33,7 @@ from autoretrain.daemon.processes.child import RESOLVED_CONFIG_NAME, write_resol
 from autoretrain.daemon.store.failures import FULL
 from autoretrain.daemon.store.health import START_CHECK_S, inspect_store, verify_store
 from autoretrain.daemon.supervisor import sd_notify
-from autoretrain.daemon.supervisor.children import PROCESS_MODULES, Children, GiveUp
+from autoretrain.daemon.supervisor.children import PROCESS_MODULES, ChildExit, Children, GiveUp
 from autoretrain.daemon.supervisor.commands import CommandContext, ControlCommands
 from autoretrain.daemon.supervisor.runtime import clear_runtime, lock_runtime_dir, lock_state_dir
 from autoretrain.daemon.supervisor.status_board import StatusBoard
@@ -67,6 +67,7 @@ class Supervisor:
         self.children = Children(tuple(PROCESS_MODULES), config.runtime_dir / RESOLVED_CONFIG_NAME,
                                  config.supervisor)
         self.children.store_problem = self._store_problem
+        self.children.on_exit = self._on_child_exit
         self.board = StatusBoard(config, self.children, started_at=self.started_at)
         self.commands = ControlCommands(CommandContext(config, self.board, self.publish))
         self.ready_notified = False
@@ -117,6 +118,23 @@ class Supervisor:
         if health.problem is not None and health.problem.kind == FULL:
             return None
         return health.message() or None
+
+    def _on_child_exit(self, death: ChildExit) -> None:
+        """A trainer that dies in a job (the OOM killer, kill -9): its run is failed now, saying why, rather than
+        "process gone" when the next trainer starts; the cooldown after a failed retrain follows as usual."""
+        job = death.detail.get("training") if death.name == "trainer" else None
+        if not isinstance(job, dict) or not isinstance(job.get("run_id"), int):
+            return
+        at = f" at epoch {job.get('epoch')}/{job['epochs']}" if job.get("epochs") else ""
+        error = f"interrupted: the trainer (pid {death.pid}) was {death.cause}{at}"
+        if death.oom_evidence:
+            error += ("; give the service more memory (MemoryMax=) or make the job smaller "
+                      "(training.batch_size, training.days, model.hidden_size)")
+        run = self.board.fail_interrupted_run(job["run_id"], error)
+        if run is None:
+            return
+        log.warning("retrain run %d for %s was %s; marked failed", run.id, run.symbol, error)
+        self.publish(messages.RetrainFailed(symbol=run.symbol, timeframe=run.timeframe, run_id=run.id, error=error))
 
     def _close_runtime(self) -> None:
         """Close sockets and rings, remove the runtime files, release both locks: after a failed start

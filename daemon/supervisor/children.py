@@ -21,6 +21,7 @@ from typing import Any
 
 from autoretrain.daemon.foundation.config_schema import SupervisorConfig
 from autoretrain.daemon.foundation.errors import EX_CONFIG, EX_TEMPFAIL
+from autoretrain.daemon.supervisor.oom import MemoryMount, OomWatch, memory_mounts
 
 log = logging.getLogger("autoretrain.supervisor")
 #: the module each child runs (`python -m MODULE --config-json PATH`), in start order
@@ -57,6 +58,8 @@ class ChildProcess:
     restarts: int = 0
     next_start: float | None = None  # monotonic time a pending (re)start is due
     last_exit_code: int | None = None
+    oom: OomWatch = field(default_factory=OomWatch)  # its memory cgroup's OOM-kill count, while it lives
+    hung: str | None = None  # why kill_hung killed it (None: not killed by the supervisor)
 
     @property
     def pid(self) -> int | None:
@@ -67,15 +70,43 @@ class ChildProcess:
         return self.process is not None and self.process.poll() is None
 
 
+@dataclass(frozen=True)
+class ChildExit:
+    """An unexpected exit, as `Children.on_exit` hears of it: what the child was doing and why it died."""
+
+    name: str
+    pid: int
+    code: int  # negative: the signal that killed it
+    detail: dict[str, Any]  # the child's last report (the trainer's `training`: the job it had)
+    oom_evidence: str | None  # SIGKILL with its memory cgroup's oom_kill count risen (None: no such evidence)
+    hung: str | None = None  # the supervisor killed it as hung, for this reason
+
+    @property
+    def how(self) -> str:
+        return f"signal {-self.code}" if self.code < 0 else f"code {self.code}"
+
+    @property
+    def cause(self) -> str:
+        """What killed it, in words: the OOM killer where its cgroup says so."""
+        if self.oom_evidence:
+            return f"killed by the kernel's OOM killer ({self.oom_evidence})"
+        if self.hung:
+            return f"killed by the supervisor as hung ({self.hung})"
+        if self.code == -signal.SIGKILL:
+            return "killed by signal 9 (SIGKILL: kill -9, or the OOM killer where no memory cgroup can be read)"
+        return f"exited with {self.how}"
+
+
 class Children:
     """The child table: who runs, who is ready, when a dead one restarts, when to give up.
 
     `clock` and `popen` are the only ways it reads time or starts a process, so its backoff, flap
-    detection and give-up can be driven in a test with a fake clock and fake processes."""
+    detection and give-up can be driven in a test with a fake clock and fake processes; `mounts` are
+    the memory cgroup hierarchies it reads OOM kills from."""
 
     def __init__(self, names: tuple[str, ...], config_json: Path, policy: SupervisorConfig,
                  python: str = sys.executable, *, clock: Callable[[], float] = time.monotonic,
-                 popen: Callable[..., Any] = subprocess.Popen) -> None:
+                 popen: Callable[..., Any] = subprocess.Popen, mounts: list[MemoryMount] | None = None) -> None:
         self.table = {name: ChildProcess(name, PROCESS_MODULES[name]) for name in names}
         self.config_json = config_json
         self.policy = policy
@@ -85,6 +116,15 @@ class Children:
         self.env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         #: asked when a child exits with 75 (its store failed): what is wrong with the store now, or None
         self.store_problem: Callable[[], str | None] | None = None
+        #: told of every unexpected exit before its restart is scheduled (the trainer's job to mark failed)
+        self.on_exit: Callable[[ChildExit], None] | None = None
+        self._memory_mounts = mounts  # None: read from /proc/self/mountinfo on first use
+
+    @property
+    def memory_mounts(self) -> list[MemoryMount]:
+        if self._memory_mounts is None:
+            self._memory_mounts = memory_mounts()
+        return self._memory_mounts
 
     def spawn(self, child: ChildProcess) -> None:
         child.process = self.popen(
@@ -97,6 +137,8 @@ class Children:
         child.last_report = child.progress_at = self.clock()
         child.stalled_s = 0.0
         child.next_start = None
+        child.oom, child.hung = OomWatch(), None
+        child.oom.look(child.process.pid, self.memory_mounts)
         log.info("started %s (pid %d)", child.name, child.process.pid)
 
     def on_report(self, name: str, state: str, detail: dict[str, Any], pid: int | None,
@@ -110,6 +152,7 @@ class Children:
         child.state = state
         child.detail = detail
         child.stalled_s = float(stalled_s or 0.0)
+        child.oom.look(child.pid, self.memory_mounts)  # it may have been moved to another cgroup
         if (state == "ready" or detail.get("ready") is True) and not child.ready:
             log.info("%s is ready", name)
             child.ready = True
@@ -119,16 +162,21 @@ class Children:
         for child in self.table.values():
             if child.process is None or child.process.poll() is None:
                 continue
-            code = child.process.returncode
+            code, pid = child.process.returncode, child.process.pid
             child.last_exit_code = code
             child.process = None
             child.ready = False
             child.state = "exited"
-            self._schedule_restart(child, code)
+            death = ChildExit(child.name, pid, code, dict(child.detail),
+                              child.oom.evidence() if code == -signal.SIGKILL else None, child.hung)
+            try:
+                self._schedule_restart(child, death)  # its log line first, then what follows from the exit
+            finally:
+                if self.on_exit is not None:
+                    self.on_exit(death)
 
-    def _schedule_restart(self, child: ChildProcess, code: int) -> None:
-        now = self.clock()
-        how = f"signal {-code}" if code < 0 else f"code {code}"
+    def _schedule_restart(self, child: ChildProcess, death: ChildExit) -> None:
+        now, code, how = self.clock(), death.code, death.how
         if code == EX_CONFIG:
             raise GiveUp(f"{child.name} exited with {how} (configuration error); not restarting", EX_CONFIG)
         problem = self.store_problem() if code == EX_TEMPFAIL and self.store_problem else None
@@ -145,7 +193,8 @@ class Children:
         child.next_start = now + delay
         child.restarts += 1
         child.state = f"restarting in {delay:.1f}s"
-        log.warning("%s exited with %s; restarting in %.1f s (restart %d)", child.name, how, delay, child.restarts)
+        why = f"; {death.cause}" if death.oom_evidence else ""
+        log.error("%s exited with %s; restarting in %.1f s (restart %d)%s", child.name, how, delay, child.restarts, why)
 
     def start_due(self) -> None:
         now = self.clock()
@@ -171,6 +220,7 @@ class Children:
             assert child.process is not None
             log.warning("%s (pid %d) is hung: %s; killing it to restart it", child.name, child.process.pid, why)
             child.process.kill()
+            child.hung = why
             killed.append(child.name)
         return killed
 

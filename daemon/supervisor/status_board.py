@@ -28,6 +28,7 @@ from autoretrain.daemon.foundation.timeframes import iso
 from autoretrain.daemon.market.market_time import MarketTime
 from autoretrain.daemon.store.database import Database
 from autoretrain.daemon.store.failures import describe_failure
+from autoretrain.daemon.store.retrain_runs import RetrainRun
 from autoretrain.daemon.supervisor.children import Children
 from autoretrain.daemon.supervisor.symbol_state import SymbolState, read_symbol_state
 from autoretrain.ipc import messages
@@ -107,6 +108,19 @@ class StatusBoard:
             self.store_failed("WAL checkpoint", exc)
         else:
             self.store_answered("WAL checkpoint")
+
+    def fail_interrupted_run(self, run_id: int, error: str) -> RetrainRun | None:
+        """Mark a run whose trainer died failed, with why (failing soft: the next trainer's orphan sweep is the
+        fallback); the run as it was, or None when it was not left running."""
+        try:
+            run = self.db().runs.fail_interrupted(run_id, error)
+        except sqlite3.ProgrammingError:
+            raise
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            self.store_failed("marking an interrupted retrain failed", exc)
+            return None
+        self.store_answered("marking an interrupted retrain failed")
+        return run
 
     def on_event(self, message: messages.Message) -> None:
         """Follow training epoch by epoch (what `status` and STATUS= show while a retrain runs)."""

@@ -14,23 +14,13 @@ from autoretrain.models.runtime import ModelRunner
 from tests.support.cli import run_ctl
 from tests.support.config import simulated_config
 from tests.support.daemon import Daemon, signal_coverage
+from tests.support.models import champion_seen_until, unseen_candles_needed
 
 pytestmark = pytest.mark.slow
 
 
 HOUR_MS = 3_600_000
-SEQ_LEN, HORIZON, MIN_EVAL_SAMPLES = 32, 1, 50  # config.yaml's model, tests.support.config's promotion
-# after the champion's last seen candle: the purge gap (seq_len + horizon, plus one), then 50 whole windows
-# with their label, and a margin of 10 candles
-UNSEEN_CANDLES_NEEDED = (SEQ_LEN + HORIZON + 1) + (SEQ_LEN + MIN_EVAL_SAMPLES - 1 + HORIZON) + 10
-
-
-def champion_seen_until(registry: Registry, version: str) -> int:
-    """The newest candle the champion learnt from or was chosen on (retrain_job's rule for 'unseen')."""
-    info = next(i for i in registry.versions("BTC/USDT", "1h") if i.version == version)
-    assert info.meta is not None, info.error
-    chosen = ((info.meta.get("evaluation") or {}).get("evaluation") or {}).get("last_ts")
-    return max(int(info.meta["data"]["trained_until_ts"]), int(chosen or 0))
+UNSEEN_CANDLES_NEEDED = unseen_candles_needed(50)  # tests.support.config's promotion.min_eval_samples
 
 
 def restarted(daemon: Daemon, name: str, old_pid: int) -> bool:
@@ -68,13 +58,13 @@ def test_kill_9_of_each_child_loses_nothing(tmp_path: Path) -> None:
 
         # the trainer is killed in the middle of a job; a challenger is judged only on candles that did not
         # choose the champion (promotion.min_eval_samples = 50 windows of them), so the test waits for enough
-        unseen_from = champion_seen_until(registry, champion) + UNSEEN_CANDLES_NEEDED * HOUR_MS
+        unseen_from = champion_seen_until(registry, "BTC/USDT", "1h", champion) + UNSEEN_CANDLES_NEEDED * HOUR_MS
         daemon.wait_for(lambda: daemon.query("SELECT MAX(ts) FROM candles")[0][0] >= unseen_from, 90,
                         f"{UNSEEN_CANDLES_NEEDED} candles the champion has not seen")
         queued = daemon.request("retrain", symbol="BTC/USDT")
         daemon.wait_for(lambda: ((daemon.status()["symbols"][0]["training"] or {}).get("epoch") or 0) >= 2, 120,
                         "the trainer in the middle of an epoch")
-        kill_and_wait(daemon, "trainer")
+        trainer = kill_and_wait(daemon, "trainer")
         run = daemon.wait_for(lambda: (r := daemon.request("run", id=queued["run_id"]))["status"] == "failed" and r,
                               30, "the interrupted run marked failed")
         assert "interrupted" in json.dumps(run["detail"])
@@ -112,4 +102,7 @@ def test_kill_9_of_each_child_loses_nothing(tmp_path: Path) -> None:
     for info in registry.versions("BTC/USDT", "1h"):
         assert info.error is None
         ModelRunner.load(info.path)
-    assert f"retrain run {queued['run_id']} was interrupted (its process is gone): marked failed" in log
+    # the supervisor saw the trainer die in the job: it marked the run failed with the cause, once
+    assert (f"retrain run {queued['run_id']} for BTC/USDT was interrupted: the trainer (pid {trainer}) was killed by "
+            "signal 9 (SIGKILL" in log)
+    assert "was interrupted (its process is gone)" not in log

@@ -67,7 +67,7 @@ def clock() -> Clock:
 @pytest.fixture
 def table(clock: Clock, tmp_path: Path) -> Children:
     return Children(tuple(PROCESS_MODULES), tmp_path / "config.json", POLICY, python="python3", clock=clock,
-                    popen=FakeProcess)
+                    popen=FakeProcess, mounts=[])
 
 
 def process(table: Children, name: str) -> FakeProcess:

@@ -69,3 +69,17 @@ def register_copy(registry: Registry, symbol: str, timeframe: str, source: Path,
             model = staging.path / "model.onnx"
             model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
         return staging.commit(json.loads((source / "meta.json").read_text()))
+
+
+def champion_seen_until(registry: Registry, symbol: str, timeframe: str, version: str) -> int:
+    """The newest candle version `version` learnt from or was chosen on (retrain_job's rule for 'unseen')."""
+    info = next(i for i in registry.versions(symbol, timeframe) if i.version == version)
+    assert info.meta is not None, info.error
+    chosen = ((info.meta.get("evaluation") or {}).get("evaluation") or {}).get("last_ts")
+    return max(int(info.meta["data"]["trained_until_ts"]), int(chosen or 0))
+
+
+def unseen_candles_needed(min_eval_samples: int, *, seq_len: int = 32, horizon: int = 1, margin: int = 10) -> int:
+    """Candles past the champion's last seen one before a retrain can be judged against it: the purge gap
+    (seq_len + horizon, plus one), then `min_eval_samples` whole windows with their label, and a margin."""
+    return (seq_len + horizon + 1) + (seq_len + min_eval_samples - 1 + horizon) + margin
