@@ -16,6 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from autoretrain.daemon.foundation.timeframes import (
     timeframe_ms,
 )
 from autoretrain.daemon.market.base import Batch, CandleSource, Hole
+from autoretrain.daemon.market.clock import write_exchange_clock
 from autoretrain.daemon.market.retry import Backoff, call_with_retry, parse_retry_after, rate_limit_wait
 
 log = logging.getLogger("autoretrain.ccxt")
@@ -57,7 +59,7 @@ class CcxtSource(CandleSource):
 
     def __init__(self, exchange_id: str, params: dict[str, Any] | None = None, *, backoff: Backoff | None = None,
                  page_limit: int = 1000, sleep: Callable[[float], None] = time.sleep,
-                 clock_refresh_s: float = 5.0) -> None:
+                 clock_refresh_s: float = 5.0, clock_file: Path | None = None) -> None:
         ccxt = _import_ccxt()
         if exchange_id not in ccxt.exchanges:
             raise ConfigError(f"market.exchange: unknown ccxt exchange {exchange_id!r}", key_path="market.exchange")
@@ -77,7 +79,10 @@ class CcxtSource(CandleSource):
         self._markets_loaded = False
         self.clock_refresh_s = clock_refresh_s
         self._clock_due = 0.0
-        self._offset_ms = 0.0
+        # the exchange's time at a monotonic instant: read from the wall clock once, then from fetch_time;
+        # between readings the monotonic clock moves it, so a wall clock stepped back or forth changes nothing
+        self._reading = (time.time() * 1000, time.monotonic())
+        self.clock_file = clock_file  # where ingest shares its readings with the other processes
 
     # -- calls with retries -------------------------------------------------------------------------
 
@@ -91,8 +96,9 @@ class CcxtSource(CandleSource):
         return type(exc) is self._ccxt.ExchangeError and TRANSIENT_MESSAGE.search(str(exc)) is not None
 
     def _exchange_clock_ms(self) -> float:
-        """The exchange's time by the last measured offset, without asking it (reset headers name moments)."""
-        return time.time() * 1000 + self._offset_ms
+        """The exchange's time by the last reading, without asking it (reset headers name moments)."""
+        exchange_ms, at = self._reading
+        return exchange_ms + (time.monotonic() - at) * 1000
 
     def _retry_after(self, exc: BaseException) -> float | None:
         headers = getattr(self.client, "last_response_headers", None)
@@ -131,20 +137,29 @@ class CcxtSource(CandleSource):
             raise UsageError(f"{self.exchange} does not serve candles (no fetchOHLCV in ccxt)")
 
     def now_ms(self) -> int:
-        """The exchange's clock: local time plus an offset re-measured with fetch_time at most every
-        `clock_refresh_s`. Never raises: when the exchange cannot be asked, the last offset stands."""
+        """The exchange's clock: re-read with fetch_time at most every `clock_refresh_s`, moved by the monotonic
+        clock in between. Never raises: when the exchange cannot be asked, the last reading stands."""
         if self.client.has.get("fetchTime") and time.monotonic() >= self._clock_due:
             self._clock_due = time.monotonic() + self.clock_refresh_s
-            before = time.time()
+            before = time.monotonic()
             try:
                 value = self.client.fetch_time()
-            except Exception as exc:  # noqa: BLE001 - any failure: keep the last offset, ask again later
-                log.warning("%s fetch_time failed (%s: %s); using the last known clock offset", self.exchange,
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the last reading, ask again later
+                log.warning("%s fetch_time failed (%s: %s); using the last known clock reading", self.exchange,
                             type(exc).__name__, " ".join(str(exc).split())[:120])
             else:
                 if isinstance(value, (int, float)) and value > 0:
-                    self._offset_ms = float(value) - (before + time.time()) / 2 * 1000
-        return int(time.time() * 1000 + self._offset_ms)
+                    self._reading = (float(value), (before + time.monotonic()) / 2)
+                    self._share_reading()
+        return int(self._exchange_clock_ms())
+
+    def _share_reading(self) -> None:
+        if self.clock_file is None:
+            return
+        try:
+            write_exchange_clock(self.clock_file, self.exchange, *self._reading)
+        except OSError as exc:  # the others fall back to their own clocks: a warning, not ingest's end
+            log.warning("could not record %s's clock in %s: %s", self.exchange, self.clock_file, exc)
 
     def _fetch_page(self, symbol: str, timeframe: str, since_ms: int) -> list[Any]:
         def call() -> list[Any]:

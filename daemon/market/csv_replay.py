@@ -14,7 +14,7 @@ from autoretrain.daemon.foundation.config_schema import ReplayConfig
 from autoretrain.daemon.foundation.errors import UsageError
 from autoretrain.daemon.foundation.timeframes import last_closed_open_ms, timeframe_ms
 from autoretrain.daemon.market.base import Batch, CandleSource
-from autoretrain.daemon.market.clock import MarketClock
+from autoretrain.daemon.market.clock import ClockAnchor, MarketClock
 from autoretrain.daemon.market.csv_file import read_candle_csv
 
 BATCH = 5000
@@ -22,14 +22,15 @@ BATCH = 5000
 
 class CsvReplaySource(CandleSource):
     def __init__(self, files: Mapping[str, str], timeframe: str, replay: ReplayConfig, *, exchange: str,
-                 anchor_wall: float | None = None) -> None:
+                 anchor: ClockAnchor | None = None) -> None:
         self.exchange = exchange
         self._candles = {symbol: read_candle_csv(path, timeframe).candles for symbol, path in files.items()}
         step = timeframe_ms(timeframe)
         first = min(int(c["ts"][0]) for c in self._candles.values())
         # The clock starts just after the history candles have closed.
         origin = first + (replay.history_candles + 1) * step
-        self.clock = MarketClock(origin_ms=origin, speed=replay.speed, anchor_wall=anchor_wall)
+        self.clock = MarketClock(origin_ms=origin, speed=replay.speed, anchor_wall=anchor.wall if anchor else None,
+                                 anchor_monotonic=anchor.monotonic if anchor else None)
         self.timeframe = timeframe
 
     def now_ms(self) -> int:

@@ -35,7 +35,7 @@ from autoretrain.daemon.foundation.timeframes import (
     timeframe_ms,
 )
 from autoretrain.daemon.market.base import Batch, CandleSource
-from autoretrain.daemon.market.clock import MarketClock
+from autoretrain.daemon.market.clock import ClockAnchor, MarketClock
 from autoretrain.ipc.candles import CANDLE_DTYPE
 
 BLOCK = 4096
@@ -163,13 +163,14 @@ class SimulatedSource(CandleSource):
 
     exchange = "simulated"
 
-    def __init__(self, config: SimulatedConfig, timeframe: str, *, anchor_wall: float | None = None,
+    def __init__(self, config: SimulatedConfig, timeframe: str, *, anchor: ClockAnchor | None = None,
                  clock: MarketClock | None = None) -> None:
         self.config = config
         self.start_ms = parse_iso_ms(config.start)
         self.regimes = regimes_from_config(config)
         self.clock = clock or MarketClock(origin_ms=clock_origin_ms(config, timeframe), speed=config.speed,
-                                          anchor_wall=anchor_wall)
+                                          anchor_wall=anchor.wall if anchor else None,
+                                          anchor_monotonic=anchor.monotonic if anchor else None)
         self._series: dict[tuple[str, str], SimulatedSeries] = {}
 
     def series(self, symbol: str, timeframe: str) -> SimulatedSeries:

@@ -22,7 +22,7 @@ from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
 from autoretrain.daemon.foundation.timeframes import DAY_MS, iso, last_closed_open_ms, timeframe_ms
 from autoretrain.daemon.market.backfill import backfill
-from autoretrain.daemon.market.clock import MarketClock, load_or_create_anchor, record_clock
+from autoretrain.daemon.market.clock import EXCHANGE_CLOCK_FILE, MarketClock, load_or_create_anchor, record_clock
 from autoretrain.daemon.market.market_time import ANCHOR_FILE, market_identity
 from autoretrain.daemon.market.sources import CandleSource, open_source
 from autoretrain.daemon.processes.child import Child, run_child
@@ -36,7 +36,7 @@ def open_market(config: Config) -> CandleSource:
     supervisor read the market's time (`market.market_time`)."""
     identity = market_identity(config)
     anchor = load_or_create_anchor(config.state_dir / ANCHOR_FILE, identity) if identity else None
-    source = open_source(config, anchor_wall=anchor)
+    source = open_source(config, anchor=anchor, exchange_clock=config.runtime_dir / EXCHANGE_CLOCK_FILE)
     clock = getattr(source, "clock", None)
     if identity and isinstance(clock, MarketClock):
         record_clock(config.state_dir / ANCHOR_FILE, identity, clock)

@@ -13,6 +13,7 @@ from typing import IO
 
 from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.foundation.errors import EX_TEMPFAIL, AutoretrainError
+from autoretrain.daemon.market.clock import EXCHANGE_CLOCK_FILE
 from autoretrain.daemon.processes.child import RESOLVED_CONFIG_NAME
 from autoretrain.ipc.bus import bus_endpoints
 from autoretrain.ipc.control import ipc_path
@@ -66,7 +67,8 @@ def runtime_files(config: Config) -> list[Path]:
     runtime = config.runtime_dir
     rings = [ring_path(runtime, symbol, config.market.timeframe) for symbol in config.market.symbols]
     sockets = [ipc_path(endpoint) for endpoint in (*bus_endpoints(runtime), config.control_endpoint)]
-    return [*rings, *(path for path in sockets if path is not None), runtime / RESOLVED_CONFIG_NAME]
+    return [*rings, *(path for path in sockets if path is not None), runtime / RESOLVED_CONFIG_NAME,
+            runtime / EXCHANGE_CLOCK_FILE]
 
 
 def clear_runtime(config: Config) -> None:

@@ -241,7 +241,7 @@ class StatusBoard:
             self._unreadable[symbol] = error
 
     def snapshot(self) -> dict[str, Any]:
-        market_now = self.market_time.now_ms() if self.config.market.source != "ccxt" else int(time.time() * 1000)
+        market_now = self.market_time.shown_ms()
         return {
             "daemon": {"pid": os.getpid(), "ready": self.children.all_ready(), "started_at": iso(int(self.started_at * 1000)),
                        "uptime_s": round(time.time() - self.started_at, 1), "state_dir": str(self.config.state_dir),
