@@ -54,6 +54,27 @@ def _import_ccxt() -> Any:
     return ccxt
 
 
+class MonotonicThrottle:
+    """ccxt's rate limit (`rateLimit` ms per unit of cost between requests), timed by the monotonic clock.
+
+    ccxt's own synchronous `throttle` measures the time since the last request with the wall clock: after
+    the wall clock steps back by a day it sleeps for a day before the next request (ingest stalls, no
+    candle, no signal). Here the wait is never longer than one request's cost, whatever the wall says."""
+
+    def __init__(self, client: Any, sleep: Callable[[float], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client, self.sleep, self.clock = client, sleep, clock
+        self.last: float | None = None
+
+    def __call__(self, cost: float | None = None) -> None:
+        interval = float(self.client.rateLimit) * (1.0 if cost is None else float(cost)) / 1000.0
+        if self.last is not None:
+            wait = interval - (self.clock() - self.last)
+            if wait > 0:
+                self.sleep(wait)
+        self.last = self.clock()
+
+
 class CcxtSource(CandleSource):
     blocking = True
 
@@ -71,6 +92,7 @@ class CcxtSource(CandleSource):
         except Exception as exc:  # noqa: BLE001 - ccxt raises many kinds for bad parameters
             raise ConfigError(f"market.exchange_params: rejected by ccxt {exchange_id}: {exc}",
                               key_path="market.exchange_params") from None
+        self.client.throttle = MonotonicThrottle(self.client, time.sleep)
         self._ccxt = ccxt
         self.exchange = exchange_id
         self.backoff = backoff or Backoff()

@@ -13,7 +13,7 @@ import pytest
 from autoretrain.daemon.foundation.errors import ConfigError, SourceUnavailable, UsageError
 from autoretrain.daemon.foundation.timeframes import HOUR_MS
 from autoretrain.daemon.market.backfill import backfill
-from autoretrain.daemon.market.ccxt_source import CcxtSource
+from autoretrain.daemon.market.ccxt_source import CcxtSource, MonotonicThrottle
 from autoretrain.daemon.market.retry import Backoff, parse_retry_after
 from autoretrain.daemon.store.database import Database
 from tests.support.cli import run_ctl
@@ -225,3 +225,14 @@ def test_stored_prices_match_the_exchange_exactly(tmp_path: Path) -> None:
     expected = np.array([[float(v) for v in row[1:6]] for row in rows])
     actual = np.column_stack([stored[f] for f in ("open", "high", "low", "close", "volume")])
     np.testing.assert_array_equal(actual, expected)
+
+
+def test_the_rate_limit_waits_by_the_monotonic_clock_at_most_one_interval() -> None:
+    """ccxt's own throttle, after the wall clock stepped back a day, would sleep a day before the next request."""
+    slept: list[float] = []
+    ticks = iter([100.0, 100.02, 100.03, 200.0, 200.0])
+    throttle = MonotonicThrottle(type("Client", (), {"rateLimit": 50})(), slept.append, clock=lambda: next(ticks))
+    throttle()  # the first request: no wait (monotonic read once, at 100.0)
+    throttle(2.0)  # 20 ms later, a request of cost 2: the rest of 100 ms
+    throttle()  # long after: no wait
+    assert slept == [pytest.approx(0.08)]
