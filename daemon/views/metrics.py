@@ -180,7 +180,7 @@ def metric_families(snapshot: dict[str, Any]) -> Iterator[Metric]:
         yield frame
     if daemon.get("market_time_ms") is not None:
         market = GaugeMetricFamily("autoretrain_market_time_seconds", "The market's time now (Unix seconds): the "
-                                   "wall clock for an exchange, the accelerated clock for the simulated market")
+                                   "exchange's own clock as ingest last read it, the accelerated clock for the simulated market")
         market.add_metric([], float(daemon["market_time_ms"]) / 1000.0)
         yield market
     yield from _process_families(snapshot)
