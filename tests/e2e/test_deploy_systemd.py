@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from tests.support.data import ROOT
+from tests.support.memory_cgroup import MemoryCgroup
 from tests.support.systemd_box import Box
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -34,6 +36,8 @@ PIP_ENV = {name: value for name, value in os.environ.items() if name.startswith(
 SIMULATED = {"market": {"source": "simulated", "symbols": ["BTC/USDT"], "timeframe": "1h", "backfill_days": 60,
                         "simulated": {"seed": 7, "speed": 3600, "history_candles": 1000}},
              "training": {"epochs": 3, "days": 25, "min_candles": 400},
+             # an evaluation window that 25 days of candles can hold beside the training samples
+             "promotion": {"eval_candles": 100, "min_eval_samples": 20},
              "heartbeat_interval": 2,
              "supervisor": {"child_timeout": 10}}
 
@@ -164,6 +168,38 @@ def test_readme_deploy_works_verbatim_and_faults_are_survived(box: Box) -> None:
                  "candles after the replacements")
     candles, gaps, unsignalled = store_counts(box)
     assert candles > candles_before and gaps == 0 and unsignalled == 0
+
+    # the trainer OOM-killed by the kernel in the middle of a job. The box's cgroup tree has no memory controller,
+    # so a MemoryMax= drop-in would not be enforced here: the limit (64 MiB more than the idle trainer holds)
+    # is a memory cgroup on this machine that the trainer is moved into. The supervisor restarts the trainer
+    # and fails the job; systemd never restarts the service; inference is not interrupted.
+    if MemoryCgroup.unavailable() is None:
+        before = children(box)
+        exits_before = journal(box, "-p err").count("trainer exited with signal 9; restarting in")
+        group = MemoryCgroup.create(64 * 2**20)
+        try:
+            group.add(box.host_pid(before["trainer"]["pid"]))
+            deadline, run = time.monotonic() + 240, None
+            while group.oom_kills() == 0 and time.monotonic() < deadline:
+                # a job refused at once (too few candles unseen by the champion) allocates too little: ask again
+                done = box.sh(f"{CTL} retrain BTC/USDT --wait --timeout 180 --json", user=OPERATOR, check=False,
+                              timeout=200)
+                run = json.loads(done.stdout)
+            assert group.oom_kills() >= 1, f"no OOM kill in 240 s of retrains: {run}"
+        finally:
+            group.remove()
+        assert done.returncode == 1 and run is not None  # the CLI: a failed retrain is exit 1
+        assert run["status"] == "failed" and run["detail"]["error"].startswith(
+            f"interrupted: the trainer (pid {before['trainer']['pid']}) was killed by signal 9"), run
+        box.wait_for(f"{CTL} status --json | {PYTHON} -c \"import json, sys; p = {{c['name']: c for c in "
+                     "json.load(sys.stdin)['processes']}['trainer']; sys.exit(0 if p['ready'] else 1)\"", 60,
+                     "a new trainer")
+        after = children(box)
+        assert after["inference"]["pid"] == before["inference"]["pid"]
+        assert after["trainer"]["restarts"] == before["trainer"]["restarts"] + 1
+        assert "NRestarts=0" in box.sh("systemctl show -p NRestarts autoretrain").stdout
+        assert journal(box, "-p err").count("trainer exited with signal 9; restarting in") == exits_before + 1
+        assert f"retrain run {run['id']} for BTC/USDT was interrupted" in journal(box, "-p warning")
 
     # SIGSTOP of the supervisor: only systemd's watchdog can act (WatchdogSec shortened by a drop-in)
     box.sh("mkdir -p /etc/systemd/system/autoretrain.service.d && printf '[Service]\\nWatchdogSec=5\\n'"

@@ -5,6 +5,7 @@ The box needs root; where it cannot run it exits 77 with the reason, and the tes
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import time
@@ -63,6 +64,23 @@ class Box:
                 return done.stdout
             time.sleep(1)
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+    def host_pid(self, pid: int) -> int:
+        """The pid, on this machine, of the box's process `pid` (a memory cgroup on the host takes host pids)."""
+        leader = (self.directory / "pid").read_text().strip()
+        namespace = os.readlink(f"/proc/{leader}/ns/pid")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.readlink(entry / "ns" / "pid") != namespace:
+                    continue
+                nspid = next(line for line in (entry / "status").read_text().splitlines() if line.startswith("NSpid:"))
+            except (OSError, StopIteration):
+                continue
+            if int(nspid.split()[-1]) == pid:
+                return int(entry.name)
+        raise AssertionError(f"no process {pid} in the box")
 
     def halt(self) -> None:
         if self.booted or self.directory.exists():
