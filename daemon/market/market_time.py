@@ -89,9 +89,10 @@ class MarketTime:
             self._exchange_read_due = now + EXCHANGE_CLOCK_READ_S
             self._exchange_reading = read_exchange_clock(self.config.runtime_dir / EXCHANGE_CLOCK_FILE,
                                                          self.config.market.exchange) or self._exchange_reading
-        if self._exchange_reading is None and self._own_reading is None:
-            self._own_reading = (self.wall() * 1000, now)
-        exchange_ms, at = self._exchange_reading or self._own_reading  # type: ignore[misc]
+        reading = self._exchange_reading or self._own_reading
+        if reading is None:
+            reading = self._own_reading = (self.wall() * 1000, now)
+        exchange_ms, at = reading
         return exchange_ms + (now - at) * 1000
 
     def now_ms(self) -> int | None:

@@ -9,18 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from autoretrain.models.registry import Registry
 from autoretrain.models.runtime import ModelRunner
-from tests.support.cli import run_ctl
 from tests.support.config import simulated_config
 from tests.support.daemon import Daemon, signal_coverage
-from tests.support.models import champion_seen_until, unseen_candles_needed
+from tests.support.models import prepare_champion, wait_for_unseen_candles
 
 pytestmark = pytest.mark.slow
 
 
-HOUR_MS = 3_600_000
-UNSEEN_CANDLES_NEEDED = unseen_candles_needed(50)  # tests.support.config's promotion.min_eval_samples
+MIN_EVAL_SAMPLES = 50  # tests.support.config's promotion.min_eval_samples
 
 
 def restarted(daemon: Daemon, name: str, old_pid: int) -> bool:
@@ -41,12 +38,7 @@ def test_kill_9_of_each_child_loses_nothing(tmp_path: Path) -> None:
                                                                         "history_candles": 1000}},
                               auto_training={"enabled": False}, training={"epochs": 1000, "patience": 1000})
     daemon = Daemon(tmp_path, config)
-    # the guide's "start with a pre-trained model": history and a promoted model before the daemon starts
-    for args in (["download", "BTC/USDT", "--days", "60"], ["train", "BTC/USDT", "--epochs", "5", "--promote", "always"]):
-        prepared = run_ctl("--config", str(daemon.config_path), *args, timeout=300)
-        assert prepared.returncode == 0, prepared.stderr
-    registry = Registry(daemon.config.models_dir)
-    champion = registry.promoted("BTC/USDT", "1h")
+    registry, champion = prepare_champion(daemon, epochs=5)
     assert champion == "v0001"
     daemon.start()
     try:
@@ -58,9 +50,7 @@ def test_kill_9_of_each_child_loses_nothing(tmp_path: Path) -> None:
 
         # the trainer is killed in the middle of a job; a challenger is judged only on candles that did not
         # choose the champion (promotion.min_eval_samples = 50 windows of them), so the test waits for enough
-        unseen_from = champion_seen_until(registry, "BTC/USDT", "1h", champion) + UNSEEN_CANDLES_NEEDED * HOUR_MS
-        daemon.wait_for(lambda: daemon.query("SELECT MAX(ts) FROM candles")[0][0] >= unseen_from, 90,
-                        f"{UNSEEN_CANDLES_NEEDED} candles the champion has not seen")
+        wait_for_unseen_candles(daemon, registry, champion, MIN_EVAL_SAMPLES)
         queued = daemon.request("retrain", symbol="BTC/USDT")
         daemon.wait_for(lambda: ((daemon.status()["symbols"][0]["training"] or {}).get("epoch") or 0) >= 2, 120,
                         "the trainer in the middle of an epoch")

@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from autoretrain.models.registry import Registry
-from tests.support.cli import run_ctl
 from tests.support.config import simulated_config
 from tests.support.daemon import Daemon, signal_coverage
 from tests.support.memory_cgroup import MemoryCgroup
-from tests.support.models import champion_seen_until, unseen_candles_needed
+from tests.support.models import prepare_champion, wait_for_unseen_candles
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(bool(MemoryCgroup.unavailable()), reason=MemoryCgroup.unavailable() or "")]
@@ -31,11 +29,7 @@ def test_an_oom_killed_trainer_fails_its_job_and_nothing_else_stops(tmp_path: Pa
                               promotion={"min_eval_samples": 20},
                               training={"epochs": 20, "patience": 1000})
     daemon = Daemon(tmp_path, config)
-    for args in (["download", "BTC/USDT", "--days", "60"], ["train", "BTC/USDT", "--epochs", "3", "--promote", "always"]):
-        prepared = run_ctl("--config", str(daemon.config_path), *args, timeout=300)
-        assert prepared.returncode == 0, prepared.stderr
-    registry = Registry(daemon.config.models_dir)
-    champion = registry.promoted("BTC/USDT", "1h")
+    registry, champion = prepare_champion(daemon, epochs=3)
     group = MemoryCgroup.create(64 * 2**20)
     daemon.start()
     try:
@@ -43,9 +37,7 @@ def test_an_oom_killed_trainer_fails_its_job_and_nothing_else_stops(tmp_path: Pa
         trainer, inference = daemon.child_pid("trainer"), daemon.child_pid("inference")
         assert trainer and inference
         # a job the trainer would refuse at once (no unseen candles to judge it on) allocates too little
-        unseen_from = champion_seen_until(registry, "BTC/USDT", "1h", champion) + unseen_candles_needed(20) * HOUR_MS
-        daemon.wait_for(lambda: daemon.query("SELECT MAX(ts) FROM candles")[0][0] >= unseen_from, 90,
-                        "candles the champion has not seen")
+        wait_for_unseen_candles(daemon, registry, champion, 20)  # promotion.min_eval_samples above
         group.add(trainer)
         queued = daemon.request("retrain", symbol="BTC/USDT")
         run = daemon.wait_for(lambda: (r := daemon.request("run", id=queued["run_id"]))["status"] == "failed" and r,

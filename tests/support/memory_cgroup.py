@@ -13,6 +13,8 @@ import os
 import uuid
 from pathlib import Path
 
+from autoretrain.daemon.supervisor.oom import oom_kill_count
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -82,11 +84,9 @@ class MemoryCgroup:
 
     def oom_kills(self) -> int:
         counter = self.path / ("memory.events" if self.version == 2 else "memory.oom_control")
-        for line in counter.read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        raise AssertionError(f"no oom_kill line in {counter}")
+        count = oom_kill_count(counter)
+        assert count is not None, f"no oom_kill line in {counter}"
+        return count
 
     def remove(self) -> None:
         """Move what is left back to the parent and remove the group."""

@@ -18,7 +18,9 @@ from autoretrain.daemon.foundation.config_schema import Config
 from autoretrain.daemon.market.simulated import Regime, SimulatedSeries
 from autoretrain.daemon.store.database import Database
 from autoretrain.models.registry import Registry
+from tests.support.cli import run_ctl
 from tests.support.config import fast_config
+from tests.support.daemon import Daemon
 
 SYMBOL = "SIM/USDT"
 TIMEFRAME = "1h"
@@ -83,3 +85,24 @@ def unseen_candles_needed(min_eval_samples: int, *, seq_len: int = 32, horizon: 
     """Candles past the champion's last seen one before a retrain can be judged against it: the purge gap
     (seq_len + horizon, plus one), then `min_eval_samples` whole windows with their label, and a margin."""
     return (seq_len + horizon + 1) + (seq_len + min_eval_samples - 1 + horizon) + margin
+
+
+def prepare_champion(daemon: Daemon, *, epochs: int) -> tuple[Registry, str]:
+    """The guide's "start with a pre-trained model": 60 days of history and a promoted model, made with
+    autoretrainctl before `daemon` starts; the registry and the champion's version."""
+    for args in (["download", "BTC/USDT", "--days", "60"],
+                 ["train", "BTC/USDT", "--epochs", str(epochs), "--promote", "always"]):
+        prepared = run_ctl("--config", str(daemon.config_path), *args, timeout=300)
+        assert prepared.returncode == 0, prepared.stderr
+    registry = Registry(daemon.config.models_dir)
+    champion = registry.promoted("BTC/USDT", "1h")
+    assert champion is not None
+    return registry, champion
+
+
+def wait_for_unseen_candles(daemon: Daemon, registry: Registry, champion: str, min_eval_samples: int) -> None:
+    """Until a retrain can be judged against `champion` (a job refused for want of unseen candles trains nothing)."""
+    needed = unseen_candles_needed(min_eval_samples)
+    unseen_from = champion_seen_until(registry, "BTC/USDT", "1h", champion) + needed * 3_600_000
+    daemon.wait_for(lambda: daemon.query("SELECT MAX(ts) FROM candles")[0][0] >= unseen_from, 90,
+                    f"{needed} candles the champion has not seen")
